@@ -1,0 +1,5 @@
+"""`python -m gortms` runs the `gortms` command."""
+
+from gortms.cli import main
+
+raise SystemExit(main())

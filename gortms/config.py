@@ -1,0 +1,438 @@
+"""Settings: read once (file, then `GORTMS_*` environment variables), validated once, frozen.
+
+`KEYS` is the single table of every setting: its path in config.yaml, type, default and meaning.
+The generated config file, the environment variable names and docs/CONFIG.md all come from it.
+The supervisor hands children their settings as JSON (`to_json` / `settings_from_json`), so
+no child reads the environment or the file again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+import orjson
+import yaml
+
+from gortms.errors import ConfigError, InvalidParameter
+from gortms.models import format_duration, parse_duration
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    path: str  # dotted camelCase path, as in config.yaml
+    kind: str  # str | bool | int | duration | list | choice
+    default: Any
+    doc: str
+    low: int = 0
+    high: int = 2**31
+    choices: tuple[str, ...] = ()
+
+
+KEYS: tuple[Key, ...] = (
+    Key("general.nodeId", "str", "node1", "Name of this broker node, shown in logs."),
+    Key("general.dataDir", "str", "./data",
+        "Where the shards keep their RocksDB databases and the supervisor its runtime state."),
+    Key("general.logLevel", "choice", "info", "Log level: debug, info, warn or error.",
+        choices=("debug", "info", "warn", "error")),
+    Key("http.enabled", "bool", True, "Serve the HTTP/WebSocket API (false runs the shards only)."),
+    Key("http.address", "str", "127.0.0.1",
+        "Address to listen on. A non-loopback address needs authentication on, or "
+        "security.allowAnonymousRemote: true."),
+    Key("http.port", "int", 8080, "Port to listen on (0 picks a free port and logs it).",
+        high=65535),
+    Key("http.tls", "bool", False,
+        "Serve HTTPS. Without certFile/keyFile a self-signed certificate is generated under "
+        "<dataDir>/tls/."),
+    Key("http.certFile", "str", "", "PEM certificate for HTTPS (empty: auto-generated)."),
+    Key("http.keyFile", "str", "", "PEM private key for HTTPS (empty: auto-generated)."),
+    Key("http.maxBodyBytes", "int", 1_048_576, "Largest request body accepted (larger: 413).",
+        low=1024, high=256 * 1_048_576),
+    Key("http.cors.enabled", "bool", False, "Answer CORS preflights and add CORS headers."),
+    Key("http.cors.allowedOrigins", "list", ["*"], "Origins allowed by CORS."),
+    Key("http.jwt.secret", "str", "",
+        "HS256 secret for user tokens (empty: generated and stored in the data dir when "
+        "authentication is on)."),
+    Key("http.jwt.expirationMinutes", "int", 60, "Lifetime of a user token, in minutes.", low=1),
+    Key("security.enableAuthentication", "bool", False,
+        "Require a JWT or an HMAC signature on every route but health and login."),
+    Key("security.allowAnonymousRemote", "bool", False,
+        "Allow a non-loopback http.address while authentication is off."),
+    Key("security.hmac.enabled", "bool", True, "Accept HMAC-signed service requests."),
+    Key("security.hmac.timestampWindow", "duration", "5m",
+        "How far X-Timestamp may be from the server's clock."),
+    Key("security.hmac.requireTLS", "bool", False, "Reject HMAC requests over plain HTTP (404)."),
+    Key("storage.sync", "bool", True,
+        "fsync every committed batch before acknowledging it (group commit). false trades "
+        "durability against power loss for speed; a process crash still loses nothing."),
+    Key("storage.dedupWindow", "duration", "2m",
+        "How long an Idempotency-Key is remembered."),
+    Key("shards.count", "int", 0,
+        "Shard processes. 0: one per CPU, decided at the first start and recorded in "
+        "<dataDir>/cluster.json; later starts must agree.", high=256),
+    Key("shards.maxWaiters", "int", 10_000,
+        "Long-poll fetches a shard keeps parked at once (more: 429).", low=1),
+    Key("shards.maxPendingPerGroup", "int", 10_000,
+        "Delivered-but-unacknowledged messages a consumer group may hold; fetches wait "
+        "beyond it.", low=1),
+    Key("gateway.workers", "int", 1, "Gateway (HTTP) worker processes.", low=1, high=256),
+    Key("gateway.requestTimeout", "duration", "10s",
+        "Deadline of a gateway-to-shard request (a long poll adds its own timeout)."),
+    Key("gateway.maxBatchMessages", "int", 10_000, "Most messages in one batch publish.",
+        low=1, high=1_000_000),
+    Key("gateway.maxInFlight", "int", 10_000,
+        "Requests a gateway worker keeps in flight per shard (more: 503).", low=1),
+    Key("supervisor.pingInterval", "duration", "1s", "How often children are checked."),
+    Key("supervisor.hangTimeout", "duration", "10s",
+        "A child that has not answered a ping for this long is killed and restarted."),
+    Key("supervisor.stopTimeout", "duration", "15s",
+        "How long each stage of shutdown (gateways, then shards) may take before SIGKILL."),
+)
+
+# Environment variables that are not settings.
+OTHER_ENV = frozenset({"GORTMS_CONFIG"})
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def env_names(path: str) -> tuple[str, str]:
+    """GORTMS_HTTP_CORS_ALLOWEDORIGINS and GORTMS_HTTP_CORS_ALLOWED_ORIGINS for one key."""
+    parts = path.split(".")
+    return ("GORTMS_" + "_".join(p.upper() for p in parts),
+            "GORTMS_" + "_".join(_snake(p).upper() for p in parts))
+
+
+# --- the frozen tree --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GeneralSettings:
+    node_id: str = "node1"
+    data_dir: str = "./data"
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class CorsSettings:
+    enabled: bool = False
+    allowed_origins: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True, slots=True)
+class JwtSettings:
+    secret: str = ""
+    expiration_minutes: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int = 8080
+    tls: bool = False
+    cert_file: str = ""
+    key_file: str = ""
+    max_body_bytes: int = 1_048_576
+    cors: CorsSettings = field(default_factory=CorsSettings)
+    jwt: JwtSettings = field(default_factory=JwtSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class HmacSettings:
+    enabled: bool = True
+    timestamp_window: float = 300.0
+    require_tls: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    enable_authentication: bool = False
+    allow_anonymous_remote: bool = False
+    hmac: HmacSettings = field(default_factory=HmacSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    sync: bool = True
+    dedup_window: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShardSettings:
+    count: int = 0
+    max_waiters: int = 10_000
+    max_pending_per_group: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    workers: int = 1
+    request_timeout: float = 10.0
+    max_batch_messages: int = 10_000
+    max_in_flight: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorSettings:
+    ping_interval: float = 1.0
+    hang_timeout: float = 10.0
+    stop_timeout: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    general: GeneralSettings = field(default_factory=GeneralSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    shards: ShardSettings = field(default_factory=ShardSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+
+    @property
+    def data_dir(self) -> str:
+        return self.general.data_dir
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.http.tls else "http"
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _convert(key: Key, value: Any, from_env: bool) -> Any:
+    """Check one value against its key; return the typed value or raise ValueError(reason)."""
+    kind = key.kind
+    if from_env and isinstance(value, str):
+        value = _from_env_text(kind, value)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValueError("must be true or false")
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool) and key.low <= value <= key.high:
+            return value
+        raise ValueError(f"must be an integer from {key.low} to {key.high}")
+    if kind == "duration":
+        try:
+            return parse_duration(value, key.path)
+        except InvalidParameter:
+            raise ValueError("must be a duration like \"500ms\", \"30s\" or \"1h30m\"") from None
+    if kind == "list":
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ValueError("must be a list of strings")
+    if kind == "choice":
+        if isinstance(value, str) and value.lower() in key.choices:
+            return value.lower()
+        raise ValueError("must be one of " + ", ".join(key.choices))
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError("must be a string")
+
+
+def _from_env_text(kind: str, text: str) -> Any:
+    lowered = text.strip().lower()
+    if kind == "bool":
+        truth = {"true": True, "1": True, "yes": True, "on": True,
+                 "false": False, "0": False, "no": False, "off": False}
+        return truth.get(lowered, text)
+    if kind == "int":
+        return int(lowered) if re.fullmatch(r"-?\d+", lowered) else text
+    if kind == "list":
+        if text.strip().startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return text
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for name, value in tree.items():
+        path = f"{prefix}{name}"
+        if isinstance(value, dict) and _is_section(path):
+            _flatten(value, path + ".", out)
+        else:
+            out[path] = value
+
+
+_SECTIONS = {k.path.rsplit(".", 1)[0].lower() for k in KEYS} | {
+    k.path.split(".")[0].lower() for k in KEYS}
+_BY_LOWER_PATH = {k.path.lower(): k for k in KEYS}
+
+
+def _is_section(path: str) -> bool:
+    return path.lower() in _SECTIONS
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError([f"config file {path} not found (create one with "
+                           f"`gortms --generate-config --config {path}`)"]) from None
+    except OSError as exc:
+        raise ConfigError([f"config file {path} cannot be read: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"config file {path} is not valid YAML{where}"]) from exc
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError([f"config file {path} must hold a mapping of sections"])
+    return tree
+
+
+def load_settings(environ: Mapping[str, str], path: str | None = None) -> Settings:
+    """File (optional) then GORTMS_* variables -> validated Settings; all problems in one go."""
+    problems: list[str] = []
+    given: dict[str, Any] = {}
+    if path:
+        _flatten(_read_file(path), "", given)
+    values: dict[str, Any] = {}
+    for raw_path, value in given.items():
+        key = _BY_LOWER_PATH.get(raw_path.lower())
+        if key is None:
+            problems.append(f"{raw_path}: unknown key")
+            continue
+        _set(values, key, value, False, problems)
+    env_keys = {name: key for key in KEYS for name in env_names(key.path)}
+    for name, value in sorted(environ.items()):
+        if not name.startswith("GORTMS_") or name in OTHER_ENV:
+            continue
+        key = env_keys.get(name)
+        if key is None:
+            problems.append(f"{name}: unknown environment variable (names look like "
+                            f"GORTMS_HTTP_PORT)")
+            continue
+        _set(values, key, value, True, problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings_from_values(values)
+
+
+def _set(values: dict[str, Any], key: Key, value: Any, from_env: bool,
+         problems: list[str]) -> None:
+    try:
+        values[key.path] = _convert(key, value, from_env)
+    except ValueError as exc:
+        problems.append(f"{key.path}: {exc}, got {value!r}")
+
+
+def settings_from_values(values: Mapping[str, Any]) -> Settings:
+    """Build the tree from checked values by dotted path; check what spans keys."""
+    tree: dict[str, Any] = {}
+    for key in KEYS:
+        value = values.get(key.path)
+        if value is None:
+            value = _convert(key, key.default, False)
+        node = tree
+        parts = [_snake(p) for p in key.path.split(".")]
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    tree["general"]["data_dir"] = os.path.abspath(tree["general"]["data_dir"])
+    settings = _build(Settings, tree)
+    _check_whole(settings)
+    return settings
+
+
+def _build(cls: type, tree: Mapping[str, Any]) -> Any:
+    kwargs = {}
+    for f in fields(cls):
+        value = tree[f.name]
+        kwargs[f.name] = _build(f.default_factory, value) if isinstance(value, dict) else value
+    return cls(**kwargs)
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_whole(settings: Settings) -> None:
+    problems = []
+    if settings.security.enable_authentication:
+        problems.append("security.enableAuthentication: authentication is not available in this "
+                        "version yet; keep it false and bind http.address to a loopback address")
+    if (not _is_loopback(settings.http.address) and not settings.security.enable_authentication
+            and not settings.security.allow_anonymous_remote):
+        problems.append(f"http.address: {settings.http.address} is not a loopback address and "
+                        "authentication is off; turn security.enableAuthentication on, or set "
+                        "security.allowAnonymousRemote: true")
+    if bool(settings.http.cert_file) != bool(settings.http.key_file):
+        problems.append("http.certFile and http.keyFile must be given together")
+    if problems:
+        raise ConfigError(problems)
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+def _value_of(settings: Settings, key: Key) -> Any:
+    node: Any = settings
+    for part in key.path.split("."):
+        node = getattr(node, _snake(part))
+    if key.kind == "duration":
+        return format_duration(node)
+    if key.kind == "list":
+        return list(node)
+    return node
+
+
+def to_json(settings: Settings) -> bytes:
+    """Settings as a flat {path: value} JSON document, for child processes."""
+    return orjson.dumps({key.path: _value_of(settings, key) for key in KEYS})
+
+
+def settings_from_json(data: bytes) -> Settings:
+    flat = orjson.loads(data)
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for key in KEYS:
+        if key.path in flat:
+            _set(values, key, flat[key.path], False, problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings_from_values(values)
+
+
+def generate_config() -> str:
+    """A complete, commented config.yaml holding every key with its default."""
+    lines = [
+        "# GoRTMS configuration. Every key is optional: a missing key takes the default shown.",
+        "# Environment variables override keys: the path in capitals with _ between parts,",
+        "# e.g. GORTMS_HTTP_PORT=9090, GORTMS_STORAGE_SYNC=false, GORTMS_GENERAL_DATADIR=/srv/gortms",
+        "",
+    ]
+    section: list[str] = []
+    for key in KEYS:
+        *parents, leaf = key.path.split(".")
+        shared = 0
+        while shared < min(len(section), len(parents)) and section[shared] == parents[shared]:
+            shared += 1
+        for depth in range(shared, len(parents)):
+            if depth == 0 and lines[-1]:
+                lines.append("")
+            lines.append("  " * depth + parents[depth] + ":")
+        section = parents
+        indent = "  " * len(parents)
+        lines.append(f"{indent}# {key.doc}")
+        lines.append(f"{indent}{leaf}: {json.dumps(key.default)}")
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,14 @@
+"""Placement: which shard owns a queue. A stable hash, the same in every process and release."""
+
+from __future__ import annotations
+
+import zlib
+
+# Domain records (the catalog) live on this shard; queues are spread over all shards.
+CATALOG_SHARD = 0
+
+
+def shard_for(domain: str, queue: str, shard_count: int) -> int:
+    # crc32, not hash(): Python salts str hashes per process, and every gateway and shard
+    # must agree on placement forever.
+    return zlib.crc32(f"{domain}\0{queue}".encode()) % shard_count

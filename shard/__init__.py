@@ -1,0 +1,1 @@
+"""A shard: the only owner of a hash-partitioned set of queues and of its own RocksDB."""

@@ -1,0 +1,338 @@
+"""Consumer group state: position, acks, the pending list, redelivery and parked fetches.
+
+Durable: the group record (settings), the cursor (position, ack floor, acked ranges) and the
+delivery count of redelivered messages. Pending entries (consumer, deadline) live in memory:
+after a restart every delivered, unacknowledged message is due again, so delivery stays
+at least once without a write per delivered message.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gortms.models import AckMode, GroupSpec, format_duration, format_ts
+from gortms.protocol import record_id
+from shard.acks import AckSet
+from shard.store import (Batch, Store, cursor_key, group_key, pos_bytes, prefix_end,
+                         redelivery_prefix)
+
+if TYPE_CHECKING:
+    from shard.queues import QueueState
+
+INFLIGHT, DUE, DELAYED = 0, 1, 2
+_STATE_NAMES = {INFLIGHT: "delivered", DUE: "due", DELAYED: "delayed"}
+
+# (position, delivery count, record)
+Delivery = tuple[int, int, bytes]
+
+
+class Pending:
+    __slots__ = ("id", "consumer", "delivery_count", "deadline_ms", "state")
+
+    def __init__(self, message_id: str, consumer: str, delivery_count: int, deadline_ms: int,
+                 state: int) -> None:
+        self.id = message_id
+        self.consumer = consumer
+        self.delivery_count = delivery_count
+        self.deadline_ms = deadline_ms
+        self.state = state
+
+
+class Waiter:
+    """A parked long-poll fetch, known by (gateway identity, request id)."""
+
+    __slots__ = ("key", "consumer", "max_count", "timer", "done")
+
+    def __init__(self, key: tuple[bytes, bytes], consumer: str, max_count: int) -> None:
+        self.key = key
+        self.consumer = consumer
+        self.max_count = max_count
+        self.timer: Any = None
+        self.done = False
+
+
+class GroupState:
+    __slots__ = ("queue", "name", "ack_mode", "ttl", "start", "created_ms", "last_active_ms",
+                 "position", "acks", "pending", "by_id", "due", "deadlines", "delayed",
+                 "consumers", "registered", "waiters")
+
+    def __init__(self, queue: QueueState, spec: GroupSpec, created_ms: int, position: int,
+                 registered: list[str] | None = None) -> None:
+        self.queue = queue
+        self.name = spec.group_id
+        self.ack_mode = spec.ack_mode
+        self.ttl = spec.ttl
+        self.start = spec.start
+        self.created_ms = created_ms
+        self.last_active_ms = created_ms
+        self.position = position
+        self.acks = AckSet(position)
+        self.pending: dict[int, Pending] = {}
+        self.by_id: dict[str, list[int]] = {}
+        self.due: list[int] = []  # heap of positions due for redelivery
+        self.deadlines: deque[tuple[int, int, int]] = deque()  # (deadline, position, count)
+        self.delayed: list[tuple[int, int, int]] = []  # heap of (due time, position, count)
+        self.consumers: dict[str, int] = {}  # consumer -> last seen (ms)
+        self.registered: list[str] = list(registered or [])
+        self.waiters: deque[Waiter] = deque()
+        for consumer in self.registered:
+            self.consumers[consumer] = created_ms
+
+    @property
+    def spec(self) -> GroupSpec:
+        return GroupSpec(self.name, self.ack_mode, self.ttl, self.start)
+
+    # --- records ------------------------------------------------------------------------------
+
+    def record(self) -> bytes:
+        return orjson.dumps({**self.spec.to_wire(), "ttlSeconds": self.ttl,
+                             "createdAt": self.created_ms, "consumers": self.registered})
+
+    def cursor(self) -> bytes:
+        return orjson.dumps([self.position, self.acks.floor, self.acks.ranges()])
+
+    def restore_cursor(self, data: bytes) -> None:
+        position, floor, ranges = orjson.loads(data)
+        self.position = position
+        self.acks = AckSet(floor, ranges)
+
+    def write_records(self, batch: Batch) -> None:
+        qid = self.queue.qid
+        batch.put(group_key(qid, self.name), self.record())
+        batch.put(cursor_key(qid, self.name), self.cursor())
+
+    # --- delivering ---------------------------------------------------------------------------
+
+    def deliver(self, store: Store, batch: Batch, consumer: str, max_count: int, now_ms: int,
+                max_pending: int) -> list[Delivery]:
+        """Take up to `max_count` messages for `consumer`: due redeliveries first, then new ones."""
+        self.last_active_ms = now_ms
+        self.consumers[consumer] = now_ms
+        out: list[Delivery] = []
+        if self.due:
+            out = self._redeliver(store, batch, consumer, max_count, now_ms)
+        room = max_count - len(out)
+        if self.ack_mode is AckMode.EXPLICIT:
+            room = min(room, max_pending - len(self.pending))
+        if room > 0 and self.position <= self.queue.last:
+            out += self._deliver_new(store, consumer, room, now_ms)
+        return out
+
+    def _redeliver(self, store: Store, batch: Batch, consumer: str, max_count: int,
+                   now_ms: int) -> list[Delivery]:
+        positions: list[int] = []
+        while self.due and len(positions) < max_count:
+            pos = heapq.heappop(self.due)
+            entry = self.pending.get(pos)
+            if entry is not None and entry.state == DUE:
+                positions.append(pos)
+        prefix = self.queue.message_prefix
+        records = store.get_many([prefix + pos_bytes(p) for p in positions])
+        deadline = now_ms + int(self.queue.config.ack_timeout * 1000)
+        rprefix = redelivery_prefix(self.queue.qid, self.name)
+        out: list[Delivery] = []
+        for pos, record in zip(positions, records):
+            entry = self.pending[pos]
+            if record is None:  # gone (deleted) while waiting: nothing left to deliver
+                self.settle(pos, batch)
+                continue
+            entry.delivery_count += 1
+            entry.consumer = consumer
+            entry.deadline_ms = deadline
+            entry.state = INFLIGHT
+            self.deadlines.append((deadline, pos, entry.delivery_count))
+            batch.put(rprefix + pos_bytes(pos), entry.delivery_count.to_bytes(4, "big"))
+            out.append((pos, entry.delivery_count, record))
+        return out
+
+    def _deliver_new(self, store: Store, consumer: str, room: int, now_ms: int
+                     ) -> list[Delivery]:
+        queue = self.queue
+        if self.position < queue.first:  # those messages are gone: nothing to deliver or ack
+            self.acks.add_range(self.position, queue.first)
+            self.position = queue.first
+        prefix = queue.message_prefix
+        explicit = self.ack_mode is AckMode.EXPLICIT
+        deadline = now_ms + int(queue.config.ack_timeout * 1000)
+        out: list[Delivery] = []
+        while len(out) < room and self.position <= queue.last:
+            begin = self.position
+            end = min(queue.last + 1, begin + room - len(out))
+            records = store.get_many([prefix + pos_bytes(p) for p in range(begin, end)])
+            for pos, record in zip(range(begin, end), records):
+                if record is None:  # a hole (deleted message): skip it for good
+                    self.acks.add(pos)
+                    continue
+                out.append((pos, 1, record))
+                if explicit:
+                    message_id = record_id(record)
+                    self.pending[pos] = Pending(message_id, consumer, 1, deadline, INFLIGHT)
+                    self.by_id.setdefault(message_id, []).append(pos)
+            self.position = end
+        if explicit:
+            self.deadlines.extend((deadline, pos, 1) for pos, _, _ in out)
+        else:
+            self.acks.advance(self.position)
+        return out
+
+    # --- settling -----------------------------------------------------------------------------
+
+    def settle(self, pos: int, batch: Batch) -> Pending | None:
+        """Remove `pos` from the pending list and mark it acknowledged."""
+        entry = self.pending.pop(pos, None)
+        if entry is None:
+            return None
+        positions = self.by_id.get(entry.id)
+        if positions is not None:
+            positions.remove(pos)
+            if not positions:
+                del self.by_id[entry.id]
+        self.acks.add(pos)
+        if entry.delivery_count > 1:
+            batch.delete(redelivery_prefix(self.queue.qid, self.name) + pos_bytes(pos))
+        return entry
+
+    def _resolve(self, ids: list[str], positions: list[int]) -> tuple[list[int], list[Any]]:
+        found: list[int] = []
+        unknown: list[Any] = []
+        for message_id in ids:
+            candidates = self.by_id.get(message_id)
+            taken = next((p for p in candidates or () if p not in found), None)
+            if taken is None:
+                unknown.append(message_id)
+            else:
+                found.append(taken)
+        for pos in positions:
+            if pos in self.pending and pos not in found:
+                found.append(pos)
+            else:
+                unknown.append(pos)
+        return found, unknown
+
+    def ack(self, ids: list[str], positions: list[int], batch: Batch, now_ms: int
+            ) -> tuple[int, list[Any]]:
+        self.last_active_ms = now_ms
+        found, unknown = self._resolve(ids, positions)
+        for pos in found:
+            self.settle(pos, batch)
+        return len(found), unknown
+
+    def nack(self, ids: list[str], positions: list[int], delay_ms: int, now_ms: int
+             ) -> tuple[int, list[Any]]:
+        """Make messages deliverable again, at once or after `delay_ms`."""
+        self.last_active_ms = now_ms
+        found, unknown = self._resolve(ids, positions)
+        for pos in found:
+            entry = self.pending[pos]
+            if delay_ms > 0:
+                entry.state = DELAYED
+                heapq.heappush(self.delayed, (now_ms + delay_ms, pos, entry.delivery_count))
+            else:
+                entry.state = DUE
+                heapq.heappush(self.due, pos)
+        return len(found), unknown
+
+    def expire(self, now_ms: int) -> bool:
+        """Deliveries past their ack deadline, and delays that ran out, become due. Any?"""
+        became_due = False
+        deadlines = self.deadlines
+        while deadlines and deadlines[0][0] <= now_ms:
+            _, pos, count = deadlines.popleft()
+            entry = self.pending.get(pos)
+            if entry is not None and entry.state == INFLIGHT and entry.delivery_count == count:
+                entry.state = DUE
+                heapq.heappush(self.due, pos)
+                became_due = True
+        while self.delayed and self.delayed[0][0] <= now_ms:
+            _, pos, count = heapq.heappop(self.delayed)
+            entry = self.pending.get(pos)
+            if entry is not None and entry.state == DELAYED and entry.delivery_count == count:
+                entry.state = DUE
+                heapq.heappush(self.due, pos)
+                became_due = True
+        return became_due
+
+    def has_timers(self) -> bool:
+        return bool(self.deadlines or self.delayed)
+
+    def release_consumer(self, consumer: str) -> None:
+        """A consumer left: what it holds becomes due for the others."""
+        for pos, entry in self.pending.items():
+            if entry.consumer == consumer and entry.state == INFLIGHT:
+                entry.state = DUE
+                heapq.heappush(self.due, pos)
+
+    def can_deliver(self, max_pending: int) -> bool:
+        if self.due:
+            return True
+        if self.ack_mode is AckMode.EXPLICIT and len(self.pending) >= max_pending:
+            return False
+        return self.position <= self.queue.last
+
+    # --- moving -------------------------------------------------------------------------------
+
+    def seek(self, position: int, batch: Batch) -> None:
+        """Replay from `position`: forget pending deliveries and acks from there on."""
+        self.position = position
+        self.acks.reset(position)
+        self.pending.clear()
+        self.by_id.clear()
+        self.due.clear()
+        self.deadlines.clear()
+        self.delayed.clear()
+        prefix = redelivery_prefix(self.queue.qid, self.name)
+        batch.delete_range(prefix, prefix_end(prefix))
+
+    def restore_pending(self, positions: list[int], records: list[bytes | None],
+                        counts: dict[int, int], batch: Batch) -> None:
+        """After a restart: unacknowledged deliveries are due again, with their counts."""
+        for pos, record in zip(positions, records):
+            if record is None:
+                self.acks.add(pos)
+                continue
+            message_id = record_id(record)
+            self.pending[pos] = Pending(message_id, "", counts.get(pos, 1), 0, DUE)
+            self.by_id.setdefault(message_id, []).append(pos)
+            self.due.append(pos)
+        heapq.heapify(self.due)
+
+    # --- views --------------------------------------------------------------------------------
+
+    def lag(self) -> int:
+        queue = self.queue
+        return max(0, queue.last - max(self.position, queue.first) + 1)
+
+    def info(self) -> dict[str, Any]:
+        queue = self.queue
+        return {
+            "groupId": self.name,
+            "domain": queue.domain,
+            "queue": queue.name,
+            "position": self.position,
+            "lag": self.lag(),
+            "pending": len(self.pending),
+            "ackFloor": self.acks.floor,
+            "consumers": [{"id": c, "lastSeen": format_ts(seen)}
+                          for c, seen in sorted(self.consumers.items())],
+            "ttl": format_duration(self.ttl),
+            "ackMode": str(self.ack_mode),
+            "start": self.start,
+            "createdAt": format_ts(self.created_ms),
+            "lastActivity": format_ts(self.last_active_ms),
+            "waiting": sum(not w.done for w in self.waiters),
+            "circuit": "closed" if queue.config.circuit_breaker_enabled else "disabled",
+        }
+
+    def pending_view(self, limit: int) -> list[dict[str, Any]]:
+        out = []
+        for pos in sorted(self.pending)[:limit]:
+            entry = self.pending[pos]
+            out.append({"id": entry.id, "position": pos, "consumer": entry.consumer,
+                        "deliveryCount": entry.delivery_count,
+                        "deadline": format_ts(entry.deadline_ms) if entry.deadline_ms else None,
+                        "state": _STATE_NAMES[entry.state]})
+        return out

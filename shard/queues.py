@@ -1,0 +1,107 @@
+"""Queue state: settings, positions, counters, consumer groups and the Idempotency-Key window."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+
+from gortms.models import QueueConfig, format_ts
+from shard.groups import GroupState
+from shard.store import Batch, counters_key, dedup_prefix, message_prefix, pos_bytes, queue_key
+
+# Idempotency keys remembered per queue; past this the oldest are forgotten early.
+MAX_DEDUP_KEYS = 100_000
+
+
+class QueueState:
+    __slots__ = ("qid", "domain", "name", "epoch", "config", "created_ms", "first", "last",
+                 "count", "bytes", "groups", "dedup", "message_prefix")
+
+    def __init__(self, qid: int, domain: str, name: str, epoch: int, config: QueueConfig,
+                 created_ms: int) -> None:
+        self.qid = qid
+        self.domain = domain
+        self.name = name
+        self.epoch = epoch
+        self.config = config
+        self.created_ms = created_ms
+        self.first = 1  # oldest retained position; last + 1 when the queue is empty
+        self.last = 0  # newest position ever assigned; positions are never reused
+        self.count = 0
+        self.bytes = 0
+        self.groups: dict[str, GroupState] = {}
+        # key -> (expiry ms, original reply); insertion order is expiry order
+        self.dedup: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self.message_prefix = message_prefix(qid)
+
+    # --- records ------------------------------------------------------------------------------
+
+    def record(self) -> bytes:
+        return orjson.dumps({"qid": self.qid, "domain": self.domain, "name": self.name,
+                             "epoch": self.epoch, "config": self.config.to_wire(),
+                             "createdAt": self.created_ms})
+
+    def counters(self) -> bytes:
+        return orjson.dumps([self.last, self.count, self.bytes])
+
+    def restore_counters(self, data: bytes) -> None:
+        self.last, self.count, self.bytes = orjson.loads(data)
+
+    def write_record(self, batch: Batch) -> None:
+        batch.put(queue_key(self.qid), self.record())
+        batch.put(counters_key(self.qid), self.counters())
+
+    # --- publishing ---------------------------------------------------------------------------
+
+    def append(self, batch: Batch, ts: bytes, records: list[bytes]) -> int:
+        """Assign positions to `records` (stamped with `ts`) and stage them; the first position."""
+        first = self.last + 1
+        prefix = self.message_prefix
+        put = batch.put
+        pos = self.last
+        for record in records:
+            pos += 1
+            put(prefix + pos_bytes(pos), ts + record)
+        self.last = pos
+        self.count += len(records)
+        self.bytes += sum(map(len, records)) + len(ts) * len(records)
+        return first
+
+    def remembered(self, key: str, now_ms: int) -> bytes | None:
+        entry = self.dedup.get(key)
+        if entry is not None and entry[0] > now_ms:
+            return entry[1]
+        return None
+
+    def remember(self, key: str, reply: bytes, expiry_ms: int, batch: Batch) -> None:
+        self.dedup[key] = (expiry_ms, reply)
+        self.dedup.move_to_end(key)
+        batch.put(dedup_prefix(self.qid) + key.encode(), pos_bytes(expiry_ms) + reply)
+        while len(self.dedup) > MAX_DEDUP_KEYS:
+            old, _ = self.dedup.popitem(last=False)
+            batch.delete(dedup_prefix(self.qid) + old.encode())
+
+    def forget_expired(self, now_ms: int, batch: Batch) -> None:
+        while self.dedup:
+            key, (expiry, _) = next(iter(self.dedup.items()))
+            if expiry > now_ms:
+                return
+            del self.dedup[key]
+            batch.delete(dedup_prefix(self.qid) + key.encode())
+
+    # --- views --------------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "domain": self.domain,
+            "config": self.config.to_wire(),
+            "messageCount": self.count,
+            "bytes": self.bytes,
+            "firstPosition": self.first,
+            "lastPosition": self.last,
+            "groups": len(self.groups),
+            "createdAt": format_ts(self.created_ms),
+        }

@@ -1,0 +1,108 @@
+"""RocksStore: the Store port over rocksdict. The only module that imports rocksdict."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from typing import Iterator
+
+from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
+
+from gortms.errors import GortmsError
+
+
+class StorageError(GortmsError):
+    code = "storage_error"
+
+
+@contextlib.contextmanager
+def storage_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:  # rocksdict raises plain Exception subclasses for I/O errors
+        raise StorageError(f"{action}: {exc}") from exc
+
+
+def _options() -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_max_background_jobs(2)
+    # Messages are written once and read soon after: keep memtables reasonably large.
+    options.set_write_buffer_size(64 * 1024 * 1024)
+    return options
+
+
+class RocksStore:
+    def __init__(self, path: str, read_only: bool = False, open_timeout_s: float = 10.0) -> None:
+        self.path = path
+        access = AccessType.read_only() if read_only else AccessType.read_write()
+        if not read_only:
+            os.makedirs(path, exist_ok=True)
+        self._db = self._open(path, access, open_timeout_s)
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self._nosync = WriteOptions()
+        self._nowal = WriteOptions()
+        self._nowal.disable_wal = True
+
+    @staticmethod
+    def _open(path: str, access: AccessType, timeout_s: float) -> Rdict:
+        # A shard restarted right after a crash may find the previous process still releasing
+        # the LOCK file; retry briefly instead of failing the restart.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return Rdict(path, _options(), access_type=access)
+            except Exception as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise StorageError(f"cannot open {path}: {exc}") from exc
+                time.sleep(0.05)
+
+    def batch(self) -> WriteBatch:
+        return WriteBatch(raw_mode=True)
+
+    def write(self, batch: WriteBatch, sync: bool, wal: bool = True) -> None:
+        if batch.len() == 0:
+            return
+        options = self._sync if sync else (self._nosync if wal else self._nowal)
+        with storage_errors("write"):
+            self._db.write(batch, options)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._db.get(key)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        return self._db.get(keys) if keys else []
+
+    def scan(self, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        it = self._db.iter()
+        it.seek(begin)
+        while it.valid():
+            key = it.key()
+            if key >= end:
+                return
+            yield key, it.value()
+            it.next()
+
+    def last_key(self, begin: bytes, end: bytes) -> bytes | None:
+        it = self._db.iter()
+        it.seek_for_prev(end)
+        if it.valid() and it.key() == end:
+            it.prev()
+        if it.valid() and begin <= it.key() < end:
+            return it.key()
+        return None
+
+    def stats(self) -> dict[str, int]:
+        keys = self._db.property_int_value("rocksdb.estimate-num-keys") or 0
+        disk = 0
+        for entry in os.scandir(self.path):
+            if entry.is_file():
+                disk += entry.stat().st_size
+        return {"keys": keys, "diskBytes": disk}
+
+    def close(self) -> None:
+        with storage_errors("close"):
+            self._db.flush_wal(True)
+            self._db.close()

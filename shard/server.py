@@ -1,0 +1,349 @@
+"""ShardServer: the ROUTER/PUB sockets and the loop that turns requests into committed replies.
+
+One loop turn drains every request waiting on the ROUTER socket (up to a bound), runs their
+handlers, commits all their writes in one WriteBatch with at most one fsync, and only then
+sends the replies: group commit. Fetches run after the commit, so they see what the same
+turn published; a fetch that finds nothing parks until a publish, a redelivery or its
+timeout wakes it.
+
+The sockets are plain (non-asyncio) pyzmq sockets read through `loop.add_reader` on their
+edge-triggered file descriptor: every recv or send can swallow the edge, so after each one
+the server checks ZMQ_EVENTS itself instead of waiting for the next wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Any
+
+import orjson
+import zmq
+
+from gortms.errors import GortmsError, GroupNotFound, InvalidParameter, TooManyWaiters
+from gortms.models import GroupSpec, check_name, now_ms
+from gortms.protocol import (TOPIC_CATALOG, Op, ProtocolError, decode_request, encode_deliveries,
+                             encode_error, encode_reply)
+from shard import handlers
+from shard.groups import Delivery, GroupState, Waiter
+from shard.state import ShardState
+
+log = logging.getLogger(__name__)
+
+MAX_TURN_REQUESTS = 4096  # requests drained into one turn
+MAX_TURN_FRAMES = 65536  # ... and frames (a batch publish carries one per message)
+TICK_S = 0.05  # ack deadlines and nack delays are checked this often
+SWEEP_EVERY_TICKS = 20  # idempotency keys and group TTLs, about once a second
+MAX_FETCH = 10_000
+
+
+class ShardServer:
+    def __init__(self, state: ShardState, request_endpoint: str, event_endpoint: str) -> None:
+        self.state = state
+        self.request_endpoint = request_endpoint
+        self.event_endpoint = event_endpoint
+        self.context = zmq.Context.instance()
+        self.router = self.context.socket(zmq.ROUTER)
+        self.pub = self.context.socket(zmq.PUB)
+        self.waiters: dict[tuple[bytes, bytes], tuple[Waiter, GroupState]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping = asyncio.Event()
+        self._turn_scheduled = False
+        self._flush_scheduled = False
+        self._tick_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def bind(self) -> None:
+        for sock in (self.router, self.pub):
+            sock.setsockopt(zmq.LINGER, 1000)
+            sock.setsockopt(zmq.SNDHWM, 1_000_000)
+            sock.setsockopt(zmq.RCVHWM, 1_000_000)
+        self.router.bind(self.request_endpoint)
+        self.pub.bind(self.event_endpoint)
+
+    async def serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.bind()
+        self.loop.add_reader(self.router.getsockopt(zmq.FD), self._schedule_turn)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(signum, self.stopping.set)
+        self._tick_task = asyncio.create_task(self._tick_forever())
+        log.info("shard %d listening on %s (events on %s)", self.state.index,
+                 self.request_endpoint, self.event_endpoint)
+        self._schedule_turn()  # requests may have queued before the reader was added
+        await self.stopping.wait()
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        assert self.loop is not None
+        log.info("shard %d stopping", self.state.index)
+        self.loop.remove_reader(self.router.getsockopt(zmq.FD))
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+        for waiter, _ in list(self.waiters.values()):  # long polls end empty, not with an error
+            self._finish(waiter, [])
+        if self.state.has_writes():
+            self.state.sync_needed = True
+            self.state.commit()
+        self.router.close(linger=1000)
+        self.pub.close(linger=0)
+        self.state.store.close()
+        log.info("shard %d stopped", self.state.index)
+
+    # --- the turn -----------------------------------------------------------------------------
+
+    def _schedule_turn(self) -> None:
+        if not self._turn_scheduled and self.loop is not None:
+            self._turn_scheduled = True
+            self.loop.call_soon(self._turn)
+
+    def _turn(self) -> None:
+        self._turn_scheduled = False
+        if self.stopping.is_set():
+            return
+        messages = []
+        frames = 0
+        recv = self.router.recv_multipart
+        while len(messages) < MAX_TURN_REQUESTS and frames < MAX_TURN_FRAMES:
+            try:
+                message = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            messages.append(message)
+            frames += len(message)
+        if messages:
+            self._process(messages)
+        self._check_readable()
+
+    def _check_readable(self) -> None:
+        if self.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self._schedule_turn()
+
+    def _process(self, messages: list[list[bytes]]) -> None:
+        state = self.state
+        state.now_ms = now_ms()
+        replies: list[list[bytes]] = []
+        fetches: list[tuple[bytes, bytes, dict[str, Any]]] = []
+        for message in messages:
+            identity = message[0]
+            try:
+                rid, op, deadline_ms, body, blobs = decode_request(message[1:])
+            except ProtocolError as exc:
+                log.warning("dropping a malformed request: %s", exc)
+                continue
+            if deadline_ms < state.now_ms:
+                continue  # the gateway gave up on it: doing it now would surprise the client
+            if op is Op.FETCH:
+                fetches.append((identity, rid, body))
+            elif op is Op.CANCEL:
+                self._cancel(identity, body)
+            else:
+                replies.append([identity, *self._handle(rid, op, body, blobs)])
+        if state.has_writes():
+            self._commit()
+        send = self.router.send_multipart
+        for reply in replies:
+            send(reply)
+        self._after_commit()
+        for identity, rid, body in fetches:
+            self._fetch(identity, rid, body)
+        self._schedule_flush()
+
+    def _commit(self) -> None:
+        try:
+            self.state.commit()
+        except Exception:
+            # Memory is now ahead of the disk. Stop at once; the supervisor restarts the shard
+            # from what RocksDB holds, and no reply for the lost writes was sent.
+            log.critical("shard %d cannot commit; exiting", self.state.index, exc_info=True)
+            os._exit(70)
+
+    def _handle(self, rid: bytes, op: Op, body: dict[str, Any], blobs: list[bytes]
+                ) -> list[bytes]:
+        try:
+            return encode_reply(rid, handlers.HANDLERS[op](self.state, body, blobs))
+        except GortmsError as exc:
+            return encode_error(rid, exc)
+        except Exception:  # a bug: answer this request, keep serving the others
+            log.exception("op %s failed", op)
+            return encode_error(rid, GortmsError(f"internal error in {op}"))
+
+    def _after_commit(self) -> None:
+        state = self.state
+        for event in state.catalog_events:
+            self.pub.send_multipart([TOPIC_CATALOG, orjson.dumps(event)])
+        state.catalog_events.clear()
+        for queue in state.published:
+            for group in queue.groups.values():
+                if group.waiters:
+                    self._wake(group)
+        state.published.clear()
+        self._answer_orphans()
+
+    def _schedule_flush(self) -> None:
+        # Writes made after the commit (fetches, wake-ups, timers) go out with the next turn,
+        # or with this flush if no turn comes first.
+        if self.state.has_writes() and not self._flush_scheduled and self.loop is not None:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.state.has_writes() and not self.stopping.is_set():
+            self._commit()
+            self._after_commit()
+
+    # --- fetches and parked waiters -----------------------------------------------------------
+
+    def _fetch(self, identity: bytes, rid: bytes, body: dict[str, Any]) -> None:
+        state = self.state
+        try:
+            group = self._fetch_group(body)
+            consumer = check_name("consumer", body.get("consumer", "default"))
+            max_count = body.get("max", 10)
+            timeout_ms = body.get("timeoutMs", 0)
+            if not isinstance(max_count, int) or not 1 <= max_count <= MAX_FETCH:
+                raise InvalidParameter(f"max must be an integer from 1 to {MAX_FETCH}")
+            if not isinstance(timeout_ms, int) or timeout_ms < 0:
+                raise InvalidParameter("timeout must not be negative")
+            deliveries = group.deliver(state.store, state.batch, consumer, max_count,
+                                       state.now_ms, state.limits.max_pending_per_group)
+            state.touch_group(group)
+            if deliveries or timeout_ms == 0:
+                self._send_deliveries(identity, rid, deliveries)
+                return
+            if state.parked >= state.limits.max_waiters:
+                raise TooManyWaiters(f"shard {state.index} already holds {state.parked} "
+                                     "long polls; retry shortly or use a shorter timeout")
+            self._park(identity, rid, group, consumer, max_count, timeout_ms)
+        except GortmsError as exc:
+            self.router.send_multipart([identity, *encode_error(rid, exc)])
+        except Exception:  # a bug: answer this fetch, keep serving the others
+            log.exception("fetch failed")
+            error = GortmsError("internal error in fetch")
+            self.router.send_multipart([identity, *encode_error(rid, error)])
+
+    def _fetch_group(self, body: dict[str, Any]) -> GroupState:
+        queue = handlers.queue_of(self.state, body)
+        name = check_name("group", body.get("group"))
+        group = queue.groups.get(name)
+        if group is None:
+            if not body.get("create"):
+                raise GroupNotFound(f"consumer group '{name}' not found on queue "
+                                    f"'{queue.domain}/{queue.name}'")
+            group = handlers.create_group(self.state, queue, GroupSpec(name))
+        return group
+
+    def _park(self, identity: bytes, rid: bytes, group: GroupState, consumer: str,
+              max_count: int, timeout_ms: int) -> None:
+        assert self.loop is not None
+        key = (identity, rid)
+        waiter = Waiter(key, consumer, max_count)
+        waiter.timer = self.loop.call_later(timeout_ms / 1000, self._expire_waiter, waiter)
+        group.waiters.append(waiter)
+        self.waiters[key] = (waiter, group)
+        self.state.parked += 1
+
+    def _expire_waiter(self, waiter: Waiter) -> None:
+        self._finish(waiter, [])
+        self._check_readable()
+
+    def _finish(self, waiter: Waiter, deliveries: list[Delivery]) -> None:
+        if waiter.done:
+            return
+        waiter.done = True
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+        self.waiters.pop(waiter.key, None)
+        self.state.parked -= 1
+        self._send_deliveries(*waiter.key, deliveries)
+
+    def _send_deliveries(self, identity: bytes, rid: bytes, deliveries: list[Delivery]) -> None:
+        body, blobs = encode_deliveries(deliveries)
+        self.router.send_multipart([identity, *encode_reply(rid, body, blobs)])
+
+    def _wake(self, group: GroupState) -> None:
+        """Serve parked fetches of `group`, oldest first, while it has messages for them."""
+        state = self.state
+        while group.waiters and group.can_deliver(state.limits.max_pending_per_group):
+            waiter = group.waiters.popleft()
+            if waiter.done:
+                continue
+            deliveries = group.deliver(state.store, state.batch, waiter.consumer,
+                                       waiter.max_count, state.now_ms,
+                                       state.limits.max_pending_per_group)
+            if not deliveries:
+                group.waiters.appendleft(waiter)
+                break
+            self._finish(waiter, deliveries)
+        while group.waiters and group.waiters[0].done:
+            group.waiters.popleft()
+        state.touch_group(group)
+
+    def _cancel(self, identity: bytes, body: dict[str, Any]) -> None:
+        """The gateway's client went away: drop its parked fetch, if it is still parked."""
+        rid = body.get("rid")
+        entry = self.waiters.get((identity, rid.encode())) if isinstance(rid, str) else None
+        if entry is not None:
+            waiter, group = entry
+            waiter.done = True
+            waiter.timer.cancel()
+            del self.waiters[waiter.key]
+            self.state.parked -= 1
+
+    def _answer_orphans(self) -> None:
+        """Parked fetches whose group or queue was deleted get an error, not a timeout."""
+        for key, (waiter, group) in list(self.waiters.items()):
+            queue = group.queue
+            if self.state.queues.get((queue.domain, queue.name)) is queue and \
+                    queue.groups.get(group.name) is group:
+                continue
+            waiter.done = True
+            waiter.timer.cancel()
+            del self.waiters[key]
+            self.state.parked -= 1
+            error = GroupNotFound(f"consumer group '{group.name}' was deleted")
+            self.router.send_multipart([key[0], *encode_error(key[1], error)])
+
+    # --- timers -------------------------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        ticks = 0
+        while True:
+            await asyncio.sleep(TICK_S)
+            ticks += 1
+            try:
+                self._tick(sweep=ticks % SWEEP_EVERY_TICKS == 0)
+            except Exception:
+                log.exception("shard %d timer failed", self.state.index)
+
+    def _tick(self, sweep: bool) -> None:
+        state = self.state
+        state.now_ms = now_ms()
+        for group in list(state.timed_groups):
+            if group.expire(state.now_ms) and group.waiters:
+                self._wake(group)
+            if not group.has_timers():
+                state.timed_groups.discard(group)
+        if sweep:
+            self._sweep()
+        if state.has_writes():
+            self._commit()
+            self._after_commit()
+        self._check_readable()
+
+    def _sweep(self) -> None:
+        state = self.state
+        for queue in list(state.queues.values()):
+            queue.forget_expired(state.now_ms, state.batch)
+            for group in list(queue.groups.values()):
+                idle_ms = state.now_ms - group.last_active_ms
+                if group.ttl > 0 and idle_ms > group.ttl * 1000 and not any(
+                        not w.done for w in group.waiters):
+                    log.info("consumer group %s/%s/%s expired after %.0fs unused", queue.domain,
+                             queue.name, group.name, idle_ms / 1000)
+                    handlers.delete_group(state, group)
+

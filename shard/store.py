@@ -1,0 +1,116 @@
+"""The storage port and the key layout of a shard's database.
+
+Every key starts with a one-byte kind. Numbers are big-endian and fixed-width so RocksDB's
+byte order equals numeric order, and a queue's keys share a prefix so a range covers them.
+
+    S<name>                 shard counters (next queue id, next domain epoch)
+    D<domain>               domain record (catalog shard only), JSON
+    Q<qid:4>                queue record: domain, name, epoch, config, JSON
+    N<domain>\\0<queue>      queue name -> qid
+    L<qid:4>                queue counters: last position, count, bytes
+    M<qid:4><position:8>    message record (gortms.protocol's stored-record layout)
+    G<qid:4><group>         consumer group record, JSON
+    K<qid:4><group>         consumer group cursor: position, ack floor, acked ranges
+    R<qid:4><group>\\0<pos:8> delivery count of a redelivered message
+    I<qid:4><key>           Idempotency-Key -> expiry and original reply
+
+Queue ids are never reused, so dropping a queue is a few range deletes and a queue created
+again under the same name can never see old keys.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol
+
+QUEUE_KINDS = (b"M", b"G", b"K", b"R", b"I")
+
+
+class Batch(Protocol):
+    """Writes applied atomically by `Store.write`, in the order they were added."""
+
+    def put(self, key: bytes, value: bytes) -> None: ...
+    def delete(self, key: bytes) -> None: ...
+    def delete_range(self, begin: bytes, end: bytes) -> None: ...
+    def len(self) -> int: ...
+
+
+class Store(Protocol):
+    def batch(self) -> Batch: ...
+    def write(self, batch: Batch, sync: bool, wal: bool = True) -> None: ...
+    def get(self, key: bytes) -> bytes | None: ...
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]: ...
+    def scan(self, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+    def last_key(self, begin: bytes, end: bytes) -> bytes | None: ...
+    def stats(self) -> dict[str, int]: ...
+    def close(self) -> None: ...
+
+
+def qid_bytes(qid: int) -> bytes:
+    return qid.to_bytes(4, "big")
+
+
+def pos_bytes(position: int) -> bytes:
+    return position.to_bytes(8, "big")
+
+
+def counter_key(name: str) -> bytes:
+    return b"S" + name.encode()
+
+
+def domain_key(domain: str) -> bytes:
+    return b"D" + domain.encode()
+
+
+def queue_key(qid: int) -> bytes:
+    return b"Q" + qid_bytes(qid)
+
+
+def name_key(domain: str, queue: str) -> bytes:
+    return b"N" + f"{domain}\0{queue}".encode()
+
+
+def counters_key(qid: int) -> bytes:
+    return b"L" + qid_bytes(qid)
+
+
+def message_prefix(qid: int) -> bytes:
+    return b"M" + qid_bytes(qid)
+
+
+def group_key(qid: int, group: str) -> bytes:
+    return b"G" + qid_bytes(qid) + group.encode()
+
+
+def cursor_key(qid: int, group: str) -> bytes:
+    return b"K" + qid_bytes(qid) + group.encode()
+
+
+def redelivery_prefix(qid: int, group: str) -> bytes:
+    return b"R" + qid_bytes(qid) + group.encode() + b"\0"
+
+
+def dedup_prefix(qid: int) -> bytes:
+    return b"I" + qid_bytes(qid)
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The first key after every key that starts with `prefix`."""
+    stripped = prefix.rstrip(b"\xff")
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def drop_queue(batch: Batch, qid: int, domain: str, queue: str) -> None:
+    """Delete every key of one queue."""
+    batch.delete(queue_key(qid))
+    batch.delete(counters_key(qid))
+    batch.delete(name_key(domain, queue))
+    for kind in QUEUE_KINDS:
+        prefix = kind + qid_bytes(qid)
+        batch.delete_range(prefix, prefix_end(prefix))
+
+
+def drop_group(batch: Batch, qid: int, group: str) -> None:
+    batch.delete(group_key(qid, group))
+    batch.delete(cursor_key(qid, group))
+    prefix = redelivery_prefix(qid, group)
+    batch.delete_range(prefix, prefix_end(prefix))
