@@ -1,0 +1,99 @@
+"""create_app(): the Starlette application, its routes, error handlers and lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gortms.config import Settings
+from gortms.errors import GortmsError
+from gateway.catalog import Catalog
+from gateway.context import Gateway
+from gateway.domains import DomainsApi
+from gateway.groups import GroupsApi
+from gateway.health import HealthApi
+from gateway.messages import MessagesApi
+from gateway.responses import on_gortms_error, on_http_exception, on_unexpected
+from gateway.shards import Shards
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+Q = "/api/domains/{domain}/queues/{queue}"
+G = Q + "/consumer-groups/{group}"
+
+
+def resource(path: str, **methods: Endpoint) -> Route:
+    """One route per path, so a wrong method is a 405 naming every allowed one."""
+    if len(methods) == 1:
+        (method, endpoint), = methods.items()
+        return Route(path, endpoint, methods=[method])
+
+    async def dispatch(request: Request) -> Response:
+        return await methods[request.method if request.method != "HEAD" else "GET"](request)
+
+    return Route(path, dispatch, methods=list(methods))
+
+
+def routes(gw: Gateway) -> list[Route]:
+    health, domains = HealthApi(gw), DomainsApi(gw)
+    messages, groups = MessagesApi(gw), GroupsApi(gw)
+    return [
+        resource("/health", GET=health.health),
+        resource("/api/health", GET=health.health),
+        resource("/api/domains", GET=domains.list_domains, POST=domains.create_domain),
+        resource("/api/domains/{domain}", GET=domains.get_domain, DELETE=domains.delete_domain),
+        resource("/api/domains/{domain}/queues", GET=domains.list_queues,
+                 POST=domains.create_queue),
+        resource(Q, GET=domains.get_queue, DELETE=domains.delete_queue),
+        resource(Q + "/messages", POST=messages.publish, GET=messages.consume_queue),
+        resource(Q + "/messages/batch", POST=messages.publish_batch),
+        resource(Q + "/consumer-groups", GET=groups.list_for_queue, POST=groups.create),
+        resource(G, GET=groups.get, PUT=groups.seek, DELETE=groups.delete),
+        resource(G + "/messages", GET=messages.consume_group),
+        resource(G + "/ack", POST=groups.ack),
+        resource(G + "/nack", POST=groups.nack),
+        resource(G + "/pending", GET=groups.pending),
+        resource(G + "/ttl", PUT=groups.set_ttl),
+        resource(G + "/consumers", POST=groups.add_consumer),
+        resource(G + "/consumers/{consumer}", DELETE=groups.remove_consumer),
+        resource("/api/consumer-groups", GET=groups.list_all),
+    ]
+
+
+def create_app(settings: Settings, shards: Shards,
+               on_started: Callable[[], Awaitable[Any]] | None = None) -> Starlette:
+    gw = Gateway(settings, shards, Catalog(shards))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        shards.on_catalog_event(gw.catalog.on_event)
+        shards.on_reconnect(gw.catalog.on_reconnect)
+        await shards.start()
+        if on_started is not None:
+            await on_started()
+        yield
+        await shards.close()
+
+    middleware = []
+    if settings.http.cors.enabled:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=list(settings.http.cors.allowed_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"], allow_headers=["*"],
+            expose_headers=["Retry-After"]))
+    app = Starlette(
+        routes=routes(gw),
+        middleware=middleware,
+        exception_handlers={GortmsError: on_gortms_error, HTTPException: on_http_exception,
+                            Exception: on_unexpected},
+        lifespan=lifespan,
+    )
+    app.state.gateway = gw
+    return app

@@ -1,0 +1,88 @@
+"""The gateway's cache of domain records (schema, epoch), owned by the catalog shard.
+
+Entries are dropped when the catalog shard announces a change, dropped wholesale when that
+shard reconnects (events may have been missed while it was away), and expire after
+`ENTRY_TTL_S` as a last resort. Only positive entries are kept: a domain created through
+another gateway is never hidden by a stale "not found".
+
+Queue configs are not cached here: they live with their queue on its owner shard, which
+checks them in the same round trip as every queue operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gortms.partition import CATALOG_SHARD
+from gortms.protocol import Op
+from gortms.schema import Validator, compile_schema
+from gateway.shards import Shards
+
+ENTRY_TTL_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    name: str
+    epoch: int
+    schema: dict[str, Any] | None
+    validate: Validator
+    created_ms: int
+
+
+class Catalog:
+    def __init__(self, shards: Shards) -> None:
+        self._shards = shards
+        self._domains: dict[str, tuple[Domain, float]] = {}
+        self._loading: dict[str, asyncio.Future[Domain]] = {}
+        self._generation = 0  # bumped by every invalidation, so late loads are not cached
+
+    async def domain(self, name: str) -> Domain:
+        entry = self._domains.get(name)
+        if entry is not None and entry[1] > time.monotonic():
+            return entry[0]
+        loading = self._loading.get(name)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[Domain] = asyncio.get_running_loop().create_future()
+        self._loading[name] = future
+        generation = self._generation
+        try:
+            body, _ = await self._shards.call(CATALOG_SHARD, Op.DOMAIN_GET, {"name": name})
+            domain = from_record(body)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # consumed here; waiters get it from shield()
+            raise
+        finally:
+            self._loading.pop(name, None)
+        if generation == self._generation:
+            self._domains[name] = (domain, time.monotonic() + ENTRY_TTL_S)
+        future.set_result(domain)
+        return domain
+
+    def forget(self, name: str) -> None:
+        self._generation += 1
+        self._domains.pop(name, None)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._domains.clear()
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("kind") == "domain":
+            self.forget(str(event.get("domain")))
+
+    def on_reconnect(self, shard: int) -> None:
+        if shard == CATALOG_SHARD:
+            self.clear()
+
+
+def from_record(record: dict[str, Any]) -> Domain:
+    schema = record.get("schema")
+    return Domain(record["name"], record["epoch"], schema, compile_schema(schema),
+                  record.get("createdAt", 0))
+

@@ -1,0 +1,83 @@
+"""The `gortms` command.
+
+    gortms [--config PATH]                 run the broker (same as `gortms serve`)
+    gortms --generate-config [--config P]  write a complete, commented config.yaml
+    gortms --version
+    gortms shards [--json]                 each shard of a running broker: pid, state, queues, ...
+    gortms inspect DOMAIN/QUEUE [--json]   a queue's positions, groups and pending, read-only
+
+Commands that run the broker or open its data are loaded by module name (like the
+supervisor starts its children), so `gortms` depends on no other package of this project.
+
+Exit codes: 0 success, 1 failure, 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from gortms import __version__
+from gortms.config import Settings, generate_config, load_settings
+from gortms.errors import ConfigError
+from gortms.logs import configure_logging
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+COMMANDS = {
+    "serve": "supervisor.main",
+    "shards": "supervisor.status",
+    "inspect": "shard.inspect",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gortms", description="GoRTMS message broker")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: embedded defaults; env GORTMS_CONFIG)")
+    parser.add_argument("--generate-config", action="store_true",
+                        help="write a complete, commented config file and exit")
+    parser.add_argument("--force", action="store_true",
+                        help="with --generate-config: overwrite an existing file")
+    parser.add_argument("--version", action="version", version=f"gortms {__version__}")
+    parser.add_argument("command", nargs="?", default="serve", choices=sorted(COMMANDS),
+                        help="serve (default), shards, or inspect")
+    parser.add_argument("target", nargs="?", help="inspect: DOMAIN/QUEUE")
+    parser.add_argument("--json", action="store_true", help="shards, inspect: print JSON")
+    return parser
+
+
+def _generate(path: str, force: bool) -> int:
+    if os.path.exists(path) and not force:
+        print(f"gortms: {path} exists; pass --force to overwrite it", file=sys.stderr)
+        return EXIT_FAILURE
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(generate_config())
+    print(f"wrote {path}")
+    return 0
+
+
+def _config_failed(exc: ConfigError) -> int:
+    for problem in exc.problems:
+        print(f"gortms: config: {problem}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    path = args.config or os.environ.get("GORTMS_CONFIG")
+    if args.generate_config:
+        return _generate(path or "config.yaml", args.force)
+    try:
+        settings: Settings = load_settings(os.environ, path)
+        configure_logging(settings.general.log_level, "supervisor" if args.command == "serve"
+                          else "gortms")
+        command = importlib.import_module(COMMANDS[args.command])
+        return int(command.main(settings, args) or 0)
+    except ConfigError as exc:
+        return _config_failed(exc)
+    except KeyboardInterrupt:
+        return EXIT_FAILURE

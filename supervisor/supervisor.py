@@ -1,0 +1,314 @@
+"""The supervisor's main loop: plan the children, start them, watch them, stop them in order.
+
+    start:  data dir lock -> shard count (cluster.json) -> listening socket -> shards (each
+            answers a ping) -> gateway workers (each sends its first heartbeat) -> ready
+    watch:  a child that exits is restarted with backoff; a shard that stops answering pings,
+            or a gateway that stops its heartbeat, for supervisor.hangTimeout is killed and
+            restarted; SIGHUP restarts the gateway workers one by one
+    stop:   (SIGTERM/SIGINT) gateways first (they finish their requests), then shards (they
+            commit and close RocksDB), each stage bounded by supervisor.stopTimeout; exit 0
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import socket
+import time
+
+import psutil
+import zmq
+
+from gortms import __version__
+from gortms.config import Settings, to_json
+from gortms.datadir import Layout, fix_shard_count, write_state
+from gortms.errors import ConfigError
+from supervisor.child import Child
+from supervisor.pinger import Pinger
+from supervisor.signals import SignalQueue
+from supervisor.tls import ensure_certificate
+
+log = logging.getLogger("supervisor")
+
+POLL_S = 0.1
+STARTUP_TIMEOUT_S = 60.0
+STARTUP_ATTEMPTS = 5
+
+
+class StartupFailed(Exception):
+    pass
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.layout = Layout(settings.data_dir)
+        self.signals = SignalQueue()
+        self.shards: list[Child] = []
+        self.gateways: list[Child] = []
+        self.heartbeats: dict[int, int] = {}  # gateway index -> read end of its pipe
+        self.listener: socket.socket | None = None
+        self.pinger: Pinger | None = None
+        self.url = ""
+        self.should_exit = False
+        self._lock_file = None
+        self._last_ping = 0.0
+
+    # --- start --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        settings = self.settings
+        log.info("Starting GoRTMS %s...", __version__)
+        log.info("Node ID: %s", settings.general.node_id)
+        log.info("Data directory: %s", settings.data_dir)
+        self.signals.install()
+        try:
+            self._prepare()
+            self._start_all()
+        except StartupFailed as exc:
+            log.error("startup failed: %s", exc)
+            self._stop_all()
+            self.signals.close()
+            return 1
+        log.info("GoRTMS started successfully")
+        self._write_state()
+        while not self.should_exit:
+            self._step()
+        self._stop_all()
+        self.signals.close()
+        log.info("GoRTMS stopped")
+        return 0
+
+    def _prepare(self) -> None:
+        settings = self.settings
+        os.makedirs(settings.data_dir, exist_ok=True)
+        self._lock_data_dir()
+        count = fix_shard_count(self.layout, settings.shards.count,
+                                psutil.cpu_count(logical=True) or 1)
+        log.info("Shards: %d", count)
+        os.makedirs(self.layout.socket_dir(), mode=0o700, exist_ok=True)
+        if settings.http.tls and not settings.http.cert_file:
+            ensure_certificate(self.layout.tls_dir)
+        settings_json = to_json(settings)
+        endpoints = [self.layout.endpoints(i) for i in range(count)]
+        self.shards = [Child("shard", i, ["--index", str(i)], settings_json)
+                       for i in range(count)]
+        self.pinger = Pinger([request for request, _ in endpoints],
+                             settings.supervisor.hang_timeout)
+        if settings.http.enabled:
+            self.listener = self._listen()
+            self.gateways = [
+                Child("gateway", k, ["--worker", str(k), "--shards", str(count),
+                                     "--listen-fd", str(self.listener.fileno())],
+                      settings_json, keep_fds=(self.listener.fileno(),))
+                for k in range(settings.gateway.workers)]
+
+    def _lock_data_dir(self) -> None:
+        path = os.path.join(self.settings.data_dir, "supervisor.lock")
+        self._lock_file = open(path, "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError([f"general.dataDir: {self.settings.data_dir} is in use by another "
+                               "running GoRTMS; stop it or choose another data dir"]) from None
+
+    def _listen(self) -> socket.socket:
+        http = self.settings.http
+        family = socket.AF_INET6 if ":" in http.address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((http.address, http.port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError([f"http.port: cannot listen on {http.address}:{http.port}: "
+                               f"{exc.strerror}"]) from None
+        # The supervisor owns the socket, so connections queue in the backlog (rather than
+        # being refused) while a gateway worker restarts.
+        sock.listen(4096)
+        sock.set_inheritable(True)
+        port = sock.getsockname()[1]
+        host = f"[{http.address}]" if family == socket.AF_INET6 else http.address
+        self.url = f"{self.settings.scheme}://{host}:{port}"
+        return sock
+
+    def _start_all(self) -> None:
+        for child in self.shards:
+            child.start()
+        self._await_ready(self.shards, "shards")
+        for child in self.gateways:
+            self._start_gateway(child)
+        self._await_ready(self.gateways, "gateway workers")
+        if self.listener is not None:
+            scheme = "HTTPS" if self.settings.http.tls else "HTTP"
+            log.info("%s server listening on %s", scheme, self.url)
+        else:
+            log.info("HTTP disabled (http.enabled: false): serving the shards only")
+
+    def _await_ready(self, children: list[Child], what: str) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not all(c.ready for c in children):
+            if time.monotonic() > deadline:
+                raise StartupFailed(f"{what} not ready after {STARTUP_TIMEOUT_S:.0f}s")
+            self._step()
+            if self.should_exit:
+                raise StartupFailed("stopped by a signal during startup")
+            for child in children:
+                if child.restarts >= STARTUP_ATTEMPTS and not child.ready:
+                    raise StartupFailed(f"{child.name} failed {child.restarts} times in a row")
+
+    def _start_gateway(self, child: Child) -> None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        child.extra_fds = [write_fd]
+        child.args = [a for a in child.args if not a.startswith("--heartbeat-fd=")]
+        child.args.append(f"--heartbeat-fd={write_fd}")
+        try:
+            child.start()
+        finally:
+            os.close(write_fd)
+            child.extra_fds = []
+        old = self.heartbeats.pop(child.index, None)
+        if old is not None:
+            os.close(old)
+        self.heartbeats[child.index] = read_fd
+
+    # --- watch --------------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        """One turn of the loop: wait for anything, then signals, exits, liveness, restarts."""
+        self._poll()
+        for signum in self.signals.drain():
+            self._on_signal(signum)
+        now = time.monotonic()
+        for child in self.shards + self.gateways:
+            self._watch(child, now)
+        if now - self._last_ping >= self.settings.supervisor.ping_interval:
+            self._last_ping = now
+            for child in self.shards:
+                if child.process is not None:
+                    self.pinger.ping(child.index)  # type: ignore[union-attr]
+
+    def _poll(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.signals.read_fd, zmq.POLLIN)
+        assert self.pinger is not None
+        for sock in self.pinger.sockets:
+            poller.register(sock, zmq.POLLIN)
+        for fd in self.heartbeats.values():
+            poller.register(fd, zmq.POLLIN)
+        poller.poll(POLL_S * 1000)
+        now = time.monotonic()
+        for child in self.shards:
+            if self.pinger.answered(child.index) and child.process is not None:
+                self._seen(child, now)
+        for child in self.gateways:
+            fd = self.heartbeats.get(child.index)
+            if fd is not None and self._read_heartbeat(fd) and child.process is not None:
+                self._seen(child, now)
+
+    @staticmethod
+    def _read_heartbeat(fd: int) -> bool:
+        beats = b""
+        try:
+            while chunk := os.read(fd, 4096):
+                beats += chunk
+        except BlockingIOError:
+            pass
+        return bool(beats)
+
+    def _seen(self, child: Child, now: float) -> None:
+        child.last_seen = now
+        if not child.ready:
+            child.ready = True
+            log.info("%s ready (pid %s)", child.name, child.pid)
+            self._write_state()
+
+    def _watch(self, child: Child, now: float) -> None:
+        if child.process is None:
+            if child.restart_at is not None and now >= child.restart_at and not self.should_exit:
+                self._restart(child)
+            return
+        code = child.exited()
+        if code is not None:
+            pid = child.pid
+            delay = child.schedule_restart(now)
+            log.warning("%s (pid %s) exited with %s; restarting in %.1fs", child.name, pid,
+                        _describe_exit(code), delay)
+            self._write_state()
+            return
+        silent_for = now - child.last_seen
+        limit = (self.settings.supervisor.hang_timeout if child.ready
+                 else max(STARTUP_TIMEOUT_S, self.settings.supervisor.hang_timeout))
+        if silent_for > limit:
+            log.error("%s (pid %s) has not answered for %.1fs: killing it", child.name,
+                      child.pid, silent_for)
+            child.kill()
+
+    def _restart(self, child: Child) -> None:
+        if child.role == "gateway":
+            self._start_gateway(child)
+        else:
+            child.start()
+        self._write_state()
+
+    def _on_signal(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            log.info("received %s: stopping", signal.Signals(signum).name)
+            self.should_exit = True
+        elif signum == signal.SIGHUP:
+            log.info("received SIGHUP: restarting the gateway workers one by one")
+            for child in self.gateways:
+                child.signal(signal.SIGTERM)
+                child.wait(self.settings.supervisor.stop_timeout)
+                child.kill()
+                child.wait(5)
+                child.process = None
+                self._start_gateway(child)
+
+    # --- stop ---------------------------------------------------------------------------------
+
+    def _stop_all(self) -> None:
+        for stage in (self.gateways, self.shards):
+            for child in stage:
+                child.restart_at = None
+                child.signal(signal.SIGTERM)
+            deadline = time.monotonic() + self.settings.supervisor.stop_timeout
+            for child in stage:
+                if not child.wait(max(0.0, deadline - time.monotonic())):
+                    log.error("%s (pid %s) did not stop in time: killing it", child.name,
+                              child.pid)
+                    child.kill()
+                    child.wait(5)
+        for fd in self.heartbeats.values():
+            os.close(fd)
+        self.heartbeats.clear()
+        if self.pinger is not None:
+            self.pinger.close()
+        if self.listener is not None:
+            self.listener.close()
+        try:
+            os.unlink(self.layout.state_file)
+        except FileNotFoundError:
+            pass
+
+    def _write_state(self) -> None:
+        write_state(self.layout, {
+            "pid": os.getpid(), "version": __version__,
+            "nodeId": self.settings.general.node_id, "dataDir": self.settings.data_dir,
+            "url": self.url,
+            "shards": [{**c.describe(), "endpoint": self.layout.endpoints(c.index)[0]}
+                       for c in self.shards],
+            "gateways": [c.describe() for c in self.gateways],
+        })
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
