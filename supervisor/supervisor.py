@@ -271,7 +271,9 @@ class Supervisor:
     # --- stop ---------------------------------------------------------------------------------
 
     def _stop_all(self) -> None:
-        for stage in (self.gateways, self.shards):
+        for stage, what in ((self.gateways, "gateway workers"), (self.shards, "shards")):
+            if stage:
+                log.info("stopping the %s", what)
             for child in stage:
                 child.restart_at = None
                 child.signal(signal.SIGTERM)
@@ -282,6 +284,8 @@ class Supervisor:
                               child.pid)
                     child.kill()
                     child.wait(5)
+            if stage:
+                log.info("%s stopped", what)
         for fd in self.heartbeats.values():
             os.close(fd)
         self.heartbeats.clear()

@@ -1,0 +1,177 @@
+"""`gortms shards`: what each shard of a running broker says about itself, as a table or JSON.
+
+The running supervisor's run/state.json names the children and the shards' request endpoints;
+every shard is asked for SHARD_INFO at once, and one that does not answer by the deadline is
+reported as not answering rather than waited for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import orjson
+import psutil
+import zmq
+
+from gortms.config import Settings
+from gortms.datadir import Layout, read_state
+from gortms.errors import GortmsError
+from gortms.protocol import Op, ProtocolError, decode_reply, encode_request, reply_id
+
+# Long enough for a shard busy with a group commit, short enough for a person at a terminal.
+ANSWER_DEADLINE_S = 2.0
+NOT_ANSWERING = "not answering"
+
+SHARD_COLUMNS = ("shard", "pid", "state", "queues", "groups", "messages", "keys", "disk")
+GATEWAY_COLUMNS = ("gateway", "pid", "state", "restarts")
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    layout = Layout(settings.data_dir)
+    state = read_state(layout)
+    problem = _not_running(layout, state)
+    if state is None or problem:
+        print(f"gortms: no running broker for data dir {settings.data_dir}: {problem}",
+              file=sys.stderr)
+        return 1
+    endpoints = [s.get("endpoint") or layout.endpoints(s["index"])[0] for s in state["shards"]]
+    answers = ask_shards(endpoints, ANSWER_DEADLINE_S)
+    report = build_report(state, answers)
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if args.json
+          else render(report))
+    return 0 if all(s["answered"] for s in report["shards"]) else 1
+
+
+def _not_running(layout: Layout, state: dict | None) -> str:
+    """Why `state` does not describe a live broker ("" when it does)."""
+    if state is None:
+        return f"{layout.state_file} does not exist (is the broker started?)"
+    pid = state.get("pid")
+    # The supervisor removes state.json when it stops; one left behind means it was killed.
+    if not isinstance(pid, int) or not psutil.pid_exists(pid):
+        return f"{layout.state_file} names supervisor pid {pid}, which is not running"
+    return ""
+
+
+# --- asking the shards ------------------------------------------------------------------------
+
+
+def ask_shards(endpoints: list[str], deadline_s: float) -> list[dict[str, Any] | str]:
+    """SHARD_INFO from every endpoint at once: each shard's answer, or why there is none."""
+    context = zmq.Context()
+    sockets = [_connect(context, endpoint) for endpoint in endpoints]
+    try:
+        deadline_ms = int((time.time() + deadline_s) * 1000)
+        for sock in sockets:
+            sock.send_multipart(encode_request(b"i", Op.SHARD_INFO, deadline_ms, {}))
+        return _collect(sockets, time.monotonic() + deadline_s)
+    finally:
+        for sock in sockets:
+            sock.close(linger=0)
+        context.term()
+
+
+def _connect(context: zmq.Context, endpoint: str) -> zmq.Socket:
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, 50)
+    # Without this a send waits for the connection; with it the request queues in the pipe.
+    sock.setsockopt(zmq.IMMEDIATE, 0)
+    sock.connect(endpoint)
+    return sock
+
+
+def _collect(sockets: list[zmq.Socket], until: float) -> list[dict[str, Any] | str]:
+    answers: list[dict[str, Any] | str] = [NOT_ANSWERING] * len(sockets)
+    waiting = {sock: i for i, sock in enumerate(sockets)}
+    poller = zmq.Poller()
+    for sock in sockets:
+        poller.register(sock, zmq.POLLIN)
+    while waiting:
+        remaining_ms = int((until - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            break
+        for sock, _ in poller.poll(remaining_ms):
+            frames = sock.recv_multipart()
+            if sock in waiting and reply_id(frames) is not None:
+                answers[waiting.pop(sock)] = _answer(frames)
+                poller.unregister(sock)
+    return answers
+
+
+def _answer(frames: list[bytes]) -> dict[str, Any] | str:
+    try:
+        body, _ = decode_reply(frames)
+    except (GortmsError, ProtocolError, ValueError) as exc:
+        return f"error: {exc}"
+    return body
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def build_report(state: dict[str, Any], answers: list[dict[str, Any] | str]) -> dict[str, Any]:
+    return {
+        "supervisor": {key: state.get(key) for key in ("pid", "version", "nodeId", "dataDir",
+                                                       "url")},
+        "shards": [_shard_row(entry, answer) for entry, answer in zip(state["shards"], answers)],
+        "gateways": [{"gateway": g.get("index"), "pid": g.get("pid"), "state": g.get("state"),
+                      "restarts": g.get("restarts", 0)} for g in state.get("gateways", [])],
+    }
+
+
+def _shard_row(entry: dict[str, Any], answer: dict[str, Any] | str) -> dict[str, Any]:
+    """The shard's own answer, or what the supervisor knows of it when there is none."""
+    row: dict[str, Any] = {"shard": entry.get("index"), "pid": entry.get("pid"),
+                           "endpoint": entry.get("endpoint"),
+                           "supervisorState": entry.get("state"),
+                           "restarts": entry.get("restarts", 0)}
+    if isinstance(answer, str):
+        return {**row, "state": answer, "answered": False}
+    return {**row, **answer, "answered": True}
+
+
+def human_bytes(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    value = size / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def render(report: dict[str, Any]) -> str:
+    sup = report["supervisor"]
+    lines = [f"GoRTMS {sup['version']}  supervisor pid {sup['pid']}  node {sup['nodeId']}",
+             f"data dir {sup['dataDir']}" + (f"  url {sup['url']}" if sup.get("url") else ""),
+             ""]
+    lines += _table(SHARD_COLUMNS, [_shard_cells(row) for row in report["shards"]])
+    if report["gateways"]:
+        lines.append("")
+        lines += _table(GATEWAY_COLUMNS, [[_cell(g[c]) for c in GATEWAY_COLUMNS]
+                                          for g in report["gateways"]])
+    return "\n".join(lines)
+
+
+def _shard_cells(row: dict[str, Any]) -> list[str]:
+    state = row["state"]
+    if not row["answered"] and row.get("supervisorState") not in (None, "serving"):
+        state = f"{state} ({row['supervisorState']})"
+    disk = human_bytes(row["diskBytes"]) if row["answered"] else "-"
+    return [_cell(row["shard"]), _cell(row["pid"]), state,
+            *(_cell(row.get(c)) for c in ("queues", "groups", "messages", "keys")), disk]
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in (list(header), *rows)]
