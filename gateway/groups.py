@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gortms.errors import InvalidParameter
-from gortms.models import GroupSpec, check_name, parse_duration, parse_start
+from gortms.models import MAX_POSITION, GroupSpec, check_name, parse_duration, parse_start
 from gortms.partition import CATALOG_SHARD
 from gortms.protocol import Op
 from gateway.context import Gateway
@@ -25,8 +25,9 @@ def check_ids(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise InvalidParameter("ids must be a list of message id strings")
     if not isinstance(positions, list) or not all(
-            isinstance(p, int) and not isinstance(p, bool) for p in positions):
-        raise InvalidParameter("positions must be a list of integers")
+            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= MAX_POSITION
+            for p in positions):
+        raise InvalidParameter("positions must be a list of positions (integers from 1)")
     if not ids and not positions:
         raise InvalidParameter("ids is required: {\"ids\": [\"<message id>\", ...]}")
     if len(ids) + len(positions) > MAX_IDS:

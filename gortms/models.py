@@ -16,6 +16,9 @@ from typing import Any, Mapping
 from gortms.errors import InvalidConfig, InvalidName, InvalidParameter
 
 NAME_RULE = "1-128 characters of A-Z a-z 0-9 . _ : -"
+# Positions are 8-byte keys in RocksDB; this bound keeps every one (and its +1) in range.
+MAX_POSITION = 2**62
+MAX_DURATION_S = 100 * 365 * 86400.0
 _NAME_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_MESSAGE_ID_BYTES = 256
 
@@ -46,8 +49,8 @@ def parse_duration(value: object, where: str) -> float:
     if isinstance(value, bool):
         raise InvalidParameter(f"{where} must be a duration like \"30s\", got {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0 or value != value or value == float("inf"):
-            raise InvalidParameter(f"{where} must not be negative, got {value!r}")
+        if not 0 <= value <= MAX_DURATION_S:  # also false for NaN
+            raise InvalidParameter(f"{where} must be from 0 to 100 years, got {value!r}")
         return float(value)
     if isinstance(value, str):
         text = value.strip()
@@ -59,7 +62,7 @@ def parse_duration(value: object, where: str) -> float:
                 break
             total += float(match.group(1)) * _UNIT_S[match.group(2)]
             pos = match.end()
-        if pos == len(text) and text:
+        if pos == len(text) and text and total <= MAX_DURATION_S:
             return total
     raise InvalidParameter(f"{where} must be a duration like \"500ms\", \"30s\", \"1h30m\" "
                            f"or \"0\", got {value!r}")
@@ -302,13 +305,13 @@ def parse_start(value: object, where: str = "start") -> str | int:
     if value is None:
         return "earliest"
     if isinstance(value, int) and not isinstance(value, bool):
-        if value >= 1:
+        if 1 <= value <= MAX_POSITION:
             return value
     elif isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in ("earliest", "latest"):
             return lowered
-        if lowered.isdigit() and int(lowered) >= 1:
+        if lowered.isdigit() and 1 <= int(lowered) <= MAX_POSITION:
             return int(lowered)
         parse_ts(value, where)
         return value

@@ -14,7 +14,8 @@ import orjson
 
 from gortms.errors import (ConsumerNotFound, DomainExists, DomainNotFound, GroupExists,
                            GroupNotFound, InvalidParameter, QueueExists)
-from gortms.models import GroupSpec, QueueConfig, check_name, format_ts, parse_start, parse_ts
+from gortms.models import (MAX_POSITION, GroupSpec, QueueConfig, check_name, format_ts,
+                           parse_start, parse_ts)
 from gortms.protocol import Op, record_ts, ts_bytes, unstamped_id
 from gortms.schema import check_schema
 from shard.groups import GroupState
@@ -65,8 +66,9 @@ def _message_ids(body: Body) -> tuple[list[str], list[int]]:
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise InvalidParameter("ids must be a list of message id strings")
     if not isinstance(positions, list) or not all(
-            isinstance(p, int) and not isinstance(p, bool) for p in positions):
-        raise InvalidParameter("positions must be a list of integers")
+            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= MAX_POSITION
+            for p in positions):
+        raise InvalidParameter("positions must be a list of positions (integers from 1)")
     return ids, positions
 
 
