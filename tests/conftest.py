@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import httpx
+import httpx2
 import orjson
 import psutil
 import pytest
@@ -144,8 +144,8 @@ class Broker:
 
     # --- clients ------------------------------------------------------------------------------
 
-    def client(self, timeout_s: float = 30.0) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout_s)
+    def client(self, timeout_s: float = 30.0) -> httpx2.Client:
+        return httpx2.Client(base_url=self.url, timeout=timeout_s)
 
 
 def start_broker(data_dir: Path, **env: str) -> Broker:
@@ -191,6 +191,6 @@ def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture
-def api(shared_broker: Broker) -> Iterator[httpx.Client]:
+def api(shared_broker: Broker) -> Iterator[httpx2.Client]:
     with shared_broker.client() as client:
         yield client

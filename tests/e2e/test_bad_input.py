@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-import httpx
+import httpx2
 import pytest
 
 from tests.conftest import unique
@@ -27,7 +27,7 @@ BAD_PARAMS = ["inf%20x", "a/b", "-1", "0", "abc", "1e9", "1.5", "", "nan", "inf"
               " ", "0x10", "%00"]
 
 
-def assert_clean_error(reply: httpx.Response, what: str) -> None:
+def assert_clean_error(reply: httpx2.Response, what: str) -> None:
     assert 400 <= reply.status_code < 500, f"{what}: {reply.status_code} {reply.text[:300]}"
     body = reply.json()
     assert isinstance(body.get("error"), str) and body["error"], what
@@ -45,7 +45,7 @@ def world(api):
     return domain
 
 
-def snapshot(api: httpx.Client, domain: str) -> tuple:
+def snapshot(api: httpx2.Client, domain: str) -> tuple:
     queue = api.get(f"/api/domains/{domain}/queues/q").json()
     group = api.get(f"/api/domains/{domain}/queues/q/consumer-groups/g").json()
     domains = sorted(d["name"] for d in api.get("/api/domains").json()["domains"])

@@ -8,7 +8,7 @@ import signal
 import threading
 import uuid
 
-import httpx
+import httpx2
 import pytest
 
 from tests.conftest import Broker
@@ -31,7 +31,7 @@ class Publishers:
         self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
 
     def _run(self, worker: int) -> None:
-        with httpx.Client(base_url=self.broker.url, timeout=15) as client:
+        with httpx2.Client(base_url=self.broker.url, timeout=15) as client:
             n = 0
             while not self.stop.is_set():
                 n += 1
@@ -40,7 +40,7 @@ class Publishers:
                 try:
                     reply = client.post(f"/api/domains/{self.domain}/queues/{queue}/messages",
                                         json={"n": n}, headers={"X-Message-Id": message_id})
-                except httpx.TransportError:
+                except httpx2.TransportError:
                     reply = None
                 with self.lock:
                     if reply is not None and reply.status_code == 201:
@@ -68,7 +68,7 @@ class Publishers:
         raise AssertionError(f"only {len(self.acknowledged)} publishes acknowledged")
 
 
-def setup_domain(client: httpx.Client, domain: str = "durable") -> None:
+def setup_domain(client: httpx2.Client, domain: str = "durable") -> None:
     assert client.post("/api/domains", json={"name": domain}).status_code == 201
     for queue in QUEUES:
         reply = client.post(f"/api/domains/{domain}/queues",
@@ -76,7 +76,7 @@ def setup_domain(client: httpx.Client, domain: str = "durable") -> None:
         assert reply.status_code == 201
 
 
-def read_everything(client: httpx.Client, domain: str, group: str) -> list[str]:
+def read_everything(client: httpx2.Client, domain: str, group: str) -> list[str]:
     """Every message id of every queue, through a fresh group starting at earliest."""
     ids: list[str] = []
     for queue in QUEUES:

@@ -6,20 +6,20 @@ import threading
 import time
 from collections import Counter
 
-import httpx
+import httpx2
 
 from tests.conftest import unique
 from tests.e2e.test_messages import consume, make_queue
 
 
-def publish(api: httpx.Client, queue: str, count: int) -> list[str]:
+def publish(api: httpx2.Client, queue: str, count: int) -> list[str]:
     reply = api.post(f"{queue}/messages/batch",
                      json={"messages": [{"n": i} for i in range(count)]})
     assert reply.status_code == 201
     return reply.json()["messageIds"]
 
 
-def group(api: httpx.Client, queue: str, name: str) -> dict:
+def group(api: httpx2.Client, queue: str, name: str) -> dict:
     reply = api.get(f"{queue}/consumer-groups/{name}")
     assert reply.status_code == 200, reply.text
     return reply.json()

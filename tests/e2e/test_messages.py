@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
-import httpx
+import httpx2
 
 from tests.conftest import unique
 
 
-def make_queue(api: httpx.Client, schema: dict | None = None, **config) -> str:
+def make_queue(api: httpx2.Client, schema: dict | None = None, **config) -> str:
     domain = unique("msg")
     body = {"name": domain}
     if schema is not None:
@@ -21,7 +21,7 @@ def make_queue(api: httpx.Client, schema: dict | None = None, **config) -> str:
     return f"/api/domains/{domain}/queues/q"
 
 
-def consume(api: httpx.Client, queue: str, group: str, **params) -> list[dict]:
+def consume(api: httpx2.Client, queue: str, group: str, **params) -> list[dict]:
     reply = api.get(f"{queue}/consumer-groups/{group}/messages", params=params)
     assert reply.status_code == 200, reply.text
     body = reply.json()
