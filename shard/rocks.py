@@ -24,9 +24,9 @@ def storage_errors(action: str) -> Iterator[None]:
         raise StorageError(f"{action}: {exc}") from exc
 
 
-def _options() -> Options:
+def _options(read_only: bool) -> Options:
     options = Options(raw_mode=True)
-    options.create_if_missing(True)
+    options.create_if_missing(not read_only)
     options.set_max_background_jobs(2)
     # Messages are written once and read soon after: keep memtables reasonably large.
     options.set_write_buffer_size(64 * 1024 * 1024)
@@ -36,10 +36,11 @@ def _options() -> Options:
 class RocksStore:
     def __init__(self, path: str, read_only: bool = False, open_timeout_s: float = 10.0) -> None:
         self.path = path
+        self.read_only = read_only
         access = AccessType.read_only() if read_only else AccessType.read_write()
         if not read_only:
             os.makedirs(path, exist_ok=True)
-        self._db = self._open(path, access, open_timeout_s)
+        self._db = self._open(path, access, read_only, open_timeout_s)
         self._sync = WriteOptions()
         self._sync.sync = True
         self._nosync = WriteOptions()
@@ -47,13 +48,13 @@ class RocksStore:
         self._nowal.disable_wal = True
 
     @staticmethod
-    def _open(path: str, access: AccessType, timeout_s: float) -> Rdict:
+    def _open(path: str, access: AccessType, read_only: bool, timeout_s: float) -> Rdict:
         # A shard restarted right after a crash may find the previous process still releasing
         # the LOCK file; retry briefly instead of failing the restart.
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                return Rdict(path, _options(), access_type=access)
+                return Rdict(path, _options(read_only), access_type=access)
             except Exception as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise StorageError(f"cannot open {path}: {exc}") from exc
@@ -104,5 +105,6 @@ class RocksStore:
 
     def close(self) -> None:
         with storage_errors("close"):
-            self._db.flush_wal(True)
+            if not self.read_only:
+                self._db.flush_wal(True)
             self._db.close()

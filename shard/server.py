@@ -144,6 +144,7 @@ class ShardServer:
                 replies.append([identity, *self._handle(rid, op, body, blobs)])
         if state.has_writes():
             self._commit()
+        self._announce()  # before the replies: a client's next request should meet fresh caches
         send = self.router.send_multipart
         for reply in replies:
             send(reply)
@@ -171,11 +172,15 @@ class ShardServer:
             log.exception("op %s failed", op)
             return encode_error(rid, GortmsError(f"internal error in {op}"))
 
-    def _after_commit(self) -> None:
-        state = self.state
-        for event in state.catalog_events:
+    def _announce(self) -> None:
+        for event in self.state.catalog_events:
             self.pub.send_multipart([TOPIC_CATALOG, orjson.dumps(event)])
-        state.catalog_events.clear()
+        self.state.catalog_events.clear()
+
+    def _after_commit(self) -> None:
+        """Committed: announce catalog changes, serve parked fetches that can now proceed."""
+        state = self.state
+        self._announce()
         for queue in state.published:
             for group in queue.groups.values():
                 if group.waiters:

@@ -72,8 +72,8 @@ class Supervisor:
             self._stop_all()
             self.signals.close()
             return 1
-        log.info("GoRTMS started successfully")
         self._write_state()
+        log.info("GoRTMS started successfully")
         while not self.should_exit:
             self._step()
         self._stop_all()

@@ -1,0 +1,250 @@
+"""`gortms shards` and `gortms inspect`, run as commands against a real broker's data dir."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import pytest
+
+from gortms.errors import QueueNotFound
+from shard.inspect import find_queue
+from shard.memory import MemoryStore
+from shard.store import name_key, queue_key
+from tests.conftest import Broker, start_broker, unique
+
+CLI_TIMEOUT_S = 30.0
+
+
+def gortms(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GORTMS_GENERAL_DATADIR": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "gortms", *args], env=env,
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+
+
+def gortms_json(data_dir: Path, *args: str) -> dict:
+    result = gortms(data_dir, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return orjson.loads(result.stdout)
+
+
+def write_state(data_dir: Path, state: dict) -> None:
+    (data_dir / "run").mkdir(parents=True)
+    (data_dir / "run" / "state.json").write_bytes(orjson.dumps(state))
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", ""])
+    process.wait(CLI_TIMEOUT_S)
+    return process.pid
+
+
+def closed_tcp_endpoint() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# --- gortms shards ------------------------------------------------------------------------------
+
+
+def test_shards_lists_every_shard_of_a_running_broker(shared_broker: Broker):
+    state = shared_broker.state()
+    result = gortms(shared_broker.data_dir, "shards")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    shard_rows = [row for row in rows if row[:1] in (["0"], ["1"]) and len(row) >= 8]
+    assert [(int(r[1]), r[2]) for r in shard_rows] == [
+        (s["pid"], "serving") for s in state["shards"]]
+
+
+def test_shards_json_has_each_shard_pid_state_and_counts(shared_broker: Broker):
+    state = shared_broker.state()
+    report = gortms_json(shared_broker.data_dir, "shards")
+    assert report["supervisor"]["pid"] == shared_broker.process.pid
+    assert [s["pid"] for s in report["shards"]] == [s["pid"] for s in state["shards"]]
+    assert {s["state"] for s in report["shards"]} == {"serving"}
+    assert all(s["answered"] and s["diskBytes"] > 0 for s in report["shards"])
+    assert [g["pid"] for g in report["gateways"]] == [g["pid"] for g in state["gateways"]]
+
+
+def test_shards_without_a_running_broker_exits_1(tmp_path: Path):
+    result = gortms(tmp_path / "data", "shards")
+    assert result.returncode == 1
+    assert f"no running broker for data dir {tmp_path / 'data'}" in result.stderr
+    assert result.stdout == ""
+
+
+def test_shards_ignores_the_state_left_by_a_killed_supervisor(tmp_path: Path):
+    write_state(tmp_path, {"pid": dead_pid(), "shards": [], "gateways": []})
+    result = gortms(tmp_path, "shards")
+    assert result.returncode == 1
+    assert "no running broker" in result.stderr and "not running" in result.stderr
+
+
+def test_shards_reports_a_shard_that_does_not_answer_instead_of_hanging(tmp_path: Path):
+    write_state(tmp_path, {
+        "pid": os.getpid(), "version": "test", "nodeId": "n", "dataDir": str(tmp_path),
+        "shards": [{"index": 0, "pid": None, "state": "restarting",
+                    "endpoint": closed_tcp_endpoint()}],
+        "gateways": []})
+    result = gortms(tmp_path, "shards", "--json")
+    assert result.returncode == 1
+    [shard] = orjson.loads(result.stdout)["shards"]
+    assert (shard["answered"], shard["state"]) == (False, "not answering")
+    assert "not answering" in gortms(tmp_path, "shards").stdout
+
+
+# --- gortms inspect -----------------------------------------------------------------------------
+
+
+def test_inspect_reads_a_queue_while_its_broker_runs(shared_broker: Broker):
+    domain = unique("live")
+    with shared_broker.client() as api:
+        assert api.post("/api/domains", json={"name": domain}).status_code == 201
+        assert api.post(f"/api/domains/{domain}/queues", json={"name": "q"}).status_code == 201
+        for n in range(2):
+            assert api.post(f"/api/domains/{domain}/queues/q/messages",
+                            json={"n": n}).status_code == 201
+    report = gortms_json(shared_broker.data_dir, "inspect", f"{domain}/q")
+    queue = report["queue"]
+    assert (queue["firstPosition"], queue["lastPosition"], queue["messageCount"]) == (1, 2, 2)
+    assert report["groups"] == [] and report["warnings"] == []
+
+
+@dataclass
+class StoppedBroker:
+    data_dir: Path
+    domain: str
+    ids: list[str]
+
+
+def _fill(api, domain: str) -> list[str]:
+    """5 messages; `workers` took 1-3, acked 2, got 3 again; `auditors` (auto ack) took 1-2."""
+    queue = f"/api/domains/{domain}/queues/orders"
+    assert api.post("/api/domains", json={"name": domain}).status_code == 201
+    assert api.post(f"/api/domains/{domain}/queues", json={"name": "orders"}).status_code == 201
+    ids = [api.post(f"{queue}/messages", json={"n": n}).json()["messageId"] for n in range(5)]
+    workers = f"{queue}/consumer-groups/workers"
+    assert api.post(f"{queue}/consumer-groups", json={"groupId": "workers"}).status_code == 201
+    assert api.post(f"{workers}/consumers", json={"consumerId": "c1"}).status_code == 201
+    got = api.get(f"{workers}/messages", params={"count": 3, "consumer": "c1"}).json()
+    assert [m["position"] for m in got["messages"]] == [1, 2, 3]
+    assert api.post(f"{workers}/ack", json={"positions": [2]}).json()["acked"] == 1
+    assert api.post(f"{workers}/nack", json={"positions": [3]}).json()["nacked"] == 1
+    again = api.get(f"{workers}/messages", params={"count": 1, "consumer": "c1"}).json()
+    assert [(m["position"], m["deliveryCount"]) for m in again["messages"]] == [(3, 2)]
+    assert api.post(f"{queue}/consumer-groups",
+                    json={"groupId": "auditors", "ackMode": "auto"}).status_code == 201
+    audited = api.get(f"{queue}/consumer-groups/auditors/messages", params={"count": 2}).json()
+    assert audited["count"] == 2
+    return ids
+
+
+@pytest.fixture(scope="module")
+def stopped_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoppedBroker]:
+    broker = start_broker(tmp_path_factory.mktemp("stopped") / "data")
+    domain = unique("cli")
+    try:
+        with broker.client() as api:
+            ids = _fill(api, domain)
+    finally:
+        code = broker.stop()
+    assert code == 0, broker.output()
+    yield StoppedBroker(broker.data_dir, domain, ids)
+
+
+def test_inspect_shows_positions_of_a_stopped_brokers_queue(stopped_broker: StoppedBroker):
+    report = gortms_json(stopped_broker.data_dir, "inspect", f"{stopped_broker.domain}/orders")
+    queue = report["queue"]
+    assert (queue["firstPosition"], queue["lastPosition"], queue["messageCount"]) == (1, 5, 5)
+    assert report["domain"]["name"] == stopped_broker.domain and report["warnings"] == []
+    assert sorted(g["groupId"] for g in report["groups"]) == ["auditors", "workers"]
+
+
+def test_inspect_shows_a_groups_unacked_deliveries_and_redeliveries(
+        stopped_broker: StoppedBroker):
+    report = gortms_json(stopped_broker.data_dir, "inspect", f"{stopped_broker.domain}/orders")
+    workers = next(g for g in report["groups"] if g["groupId"] == "workers")
+    assert (workers["ackMode"], workers["position"], workers["ackFloor"], workers["lag"]) == (
+        "explicit", 4, 1, 2)
+    assert workers["unacked"] == {"count": 2, "shown": [
+        {"position": 1, "id": stopped_broker.ids[0], "deliveryCount": 1},
+        {"position": 3, "id": stopped_broker.ids[2], "deliveryCount": 2}]}
+    assert workers["redeliveries"] == {"count": 1, "shown": [{"position": 3, "deliveryCount": 2}]}
+    assert workers["consumers"] == ["c1"]
+
+
+def test_inspect_shows_an_auto_ack_group_with_nothing_unacked(stopped_broker: StoppedBroker):
+    report = gortms_json(stopped_broker.data_dir, "inspect", f"{stopped_broker.domain}/orders")
+    auditors = next(g for g in report["groups"] if g["groupId"] == "auditors")
+    assert (auditors["ackMode"], auditors["position"], auditors["ackFloor"], auditors["lag"]) == (
+        "auto", 3, 3, 3)
+    assert auditors["unacked"] == {"count": 0, "shown": []}
+
+
+def test_inspect_prints_a_readable_report(stopped_broker: StoppedBroker):
+    result = gortms(stopped_broker.data_dir, "inspect", f"{stopped_broker.domain}/orders")
+    assert result.returncode == 0, result.stderr
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert "positions first 1, last 5" in lines
+    assert "position 4 ack floor 1 lag 2" in lines
+    assert f"unacked 2: 1 (id {stopped_broker.ids[0]}), 3 (id {stopped_broker.ids[2]}, " \
+           "2 deliveries)" in lines
+
+
+def test_inspect_of_an_unknown_queue_exits_1(stopped_broker: StoppedBroker):
+    result = gortms(stopped_broker.data_dir, "inspect", f"{stopped_broker.domain}/nope")
+    assert result.returncode == 1
+    assert f"queue 'nope' not found in domain '{stopped_broker.domain}'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_inspect_of_an_unknown_domain_says_so(stopped_broker: StoppedBroker):
+    result = gortms(stopped_broker.data_dir, "inspect", "nowhere/orders")
+    assert result.returncode == 1
+    assert "no domain 'nowhere' in the catalog" in result.stderr
+
+
+@pytest.mark.parametrize("target", ["orders", "a/b/c", "/orders", "bad name/orders"])
+def test_inspect_of_a_malformed_target_exits_2(tmp_path: Path, target: str):
+    result = gortms(tmp_path, "inspect", target)
+    assert result.returncode == 2
+    assert result.stderr.startswith("gortms inspect: ")
+
+
+def test_inspect_of_a_data_dir_without_a_broker_exits_1(tmp_path: Path):
+    result = gortms(tmp_path, "inspect", "shop/orders")
+    assert result.returncode == 1
+    assert "no cluster.json" in result.stderr
+    assert not (tmp_path / "shards").exists()
+
+
+# --- domain incarnations (in-process: a deleted domain's leftovers cannot be made on demand) ----
+
+
+def _store_with_queue(epoch: int) -> MemoryStore:
+    store = MemoryStore()
+    batch = store.batch()
+    batch.put(name_key("shop", "orders"), (7).to_bytes(4, "big"))
+    batch.put(queue_key(7), orjson.dumps({"qid": 7, "domain": "shop", "name": "orders",
+                                          "epoch": epoch, "config": {}, "createdAt": 0}))
+    store.write(batch, sync=False)
+    return store
+
+
+def test_inspect_warns_when_the_queues_domain_has_no_catalog_record():
+    record, warnings = find_queue(_store_with_queue(epoch=1), "shop", "orders", None)
+    assert record["qid"] == 7
+    assert warnings and "domain 'shop' has no catalog record" in warnings[0]
+
+
+def test_inspect_does_not_take_an_earlier_domain_incarnations_queue_for_the_current_one():
+    with pytest.raises(QueueNotFound, match=r"leftover of an earlier domain 'shop' \(epoch 1\)"):
+        find_queue(_store_with_queue(epoch=1), "shop", "orders", {"epoch": 2})
