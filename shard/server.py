@@ -64,12 +64,13 @@ class ShardServer:
         self.router.bind(self.request_endpoint)
         self.pub.bind(self.event_endpoint)
 
-    async def serve(self) -> None:
+    async def serve(self, handle_signals: bool = True) -> None:
         self.loop = asyncio.get_running_loop()
         self.bind()
         self.loop.add_reader(self.router.getsockopt(zmq.FD), self._schedule_turn)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(signum, self.stopping.set)
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self.loop.add_signal_handler(signum, self.stopping.set)
         self._tick_task = asyncio.create_task(self._tick_forever())
         log.info("shard %d listening on %s (events on %s)", self.state.index,
                  self.request_endpoint, self.event_endpoint)
