@@ -259,6 +259,8 @@ def _from_env_text(kind: str, text: str) -> Any:
 def _flatten(tree: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
     for name, value in tree.items():
         path = f"{prefix}{name}"
+        if _is_section(path) and value is None:
+            continue  # a section whose keys are all commented out
         if isinstance(value, dict) and _is_section(path):
             _flatten(value, path + ".", out)
         else:

@@ -22,6 +22,7 @@
     ├── TooManyRequests (too_many_requests, 429, retriable)
     │   └── TooManyWaiters (too_many_waiters)
     ├── ShardUnavailable (shard_unavailable, 503, retriable; also a TimeoutError)
+    ├── StorageError (storage_error, 503, retriable: a shard's disk failed; it restarts)
     └── ConfigError (config_error; never sent to a client: the CLI exits with code 2)
 
 An error crosses the gateway/shard hop as its code and message; `error_for(code, message)`
@@ -130,6 +131,10 @@ class TooManyWaiters(TooManyRequests):
 
 class ShardUnavailable(GortmsError, TimeoutError):
     code, http_status, retriable, retry_after_s = "shard_unavailable", 503, True, 1
+
+
+class StorageError(GortmsError):
+    code, http_status, retriable, retry_after_s = "storage_error", 503, True, 1
 
 
 class ConfigError(GortmsError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any, Mapping
 
@@ -40,12 +40,23 @@ def check_message_id(value: object, where: str = "id") -> str:
 
 # --- durations ------------------------------------------------------------------------------
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)")
 _UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(value: object, where: str) -> float:
-    """Go-style duration ("500ms", "1h30m", "0") or a number of seconds -> seconds."""
+    """Go-style duration ("500ms", "1h30m", "0") or a number of seconds -> seconds.
+
+    Durations count whole milliseconds: a non-zero one below 1ms is refused rather than
+    silently becoming "0" (none).
+    """
+    seconds = _parse_duration(value, where)
+    if 0 < seconds < 0.001:
+        raise InvalidParameter(f"{where} must be 0 or at least 1ms, got {value!r}")
+    return round(seconds * 1000) / 1000
+
+
+def _parse_duration(value: object, where: str) -> float:
     if isinstance(value, bool):
         raise InvalidParameter(f"{where} must be a duration like \"30s\", got {value!r}")
     if isinstance(value, (int, float)):
@@ -87,6 +98,9 @@ def format_duration(seconds: float) -> str:
 # --- timestamps -----------------------------------------------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -107,7 +121,8 @@ def parse_ts(value: object, where: str) -> int:
         else:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=timezone.utc)
-            return int(parsed.timestamp() * 1000)
+            # Integer arithmetic: timestamp() * 1000 loses a millisecond now and then.
+            return (parsed - _EPOCH) // timedelta(milliseconds=1)
     raise InvalidParameter(f"{where} must be an RFC 3339 time like \"2025-06-29T10:30:00Z\", "
                            f"got {value!r}")
 
@@ -168,7 +183,9 @@ def read_duration(body: Mapping[str, Any], key: str, default: float, where: str,
 
 
 def read_object(body: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    value = body.get(key) or {}
+    value = body.get(key)
+    if value is None:
+        return {}
     if isinstance(value, dict):
         return value
     raise InvalidConfig(f"{where}{key} must be an object, got {type(value).__name__}")

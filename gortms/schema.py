@@ -88,6 +88,9 @@ def compile_schema(raw: dict[str, Any] | None) -> Validator:
     if not raw:
         return _no_validation
     fields = raw.get("fields", raw.get("Fields"))
+    if fields is not None and not isinstance(fields, dict) and "type" not in raw:
+        raise InvalidParameter("schema.fields must map field names to types, e.g. "
+                               "{\"fields\": {\"amount\": \"number\"}}")
     if isinstance(fields, dict) and "type" not in raw and "properties" not in raw:
         for name, type_name in fields.items():
             if type_name not in GO_TYPES:

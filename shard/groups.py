@@ -128,8 +128,9 @@ class GroupState:
         while self.due and len(positions) < max_count:
             pos = heapq.heappop(self.due)
             entry = self.pending.get(pos)
-            if entry is not None and entry.state == DUE:
-                positions.append(pos)
+            if entry is not None and entry.state == DUE and (not positions
+                                                             or positions[-1] != pos):
+                positions.append(pos)  # (a heap pops equal positions one after another)
         prefix = self.queue.message_prefix
         records = store.get_many([prefix + pos_bytes(p) for p in positions])
         deadline = now_ms + int(self.queue.config.ack_timeout * 1000)
@@ -228,6 +229,8 @@ class GroupState:
         found, unknown = self._resolve(ids, positions)
         for pos in found:
             entry = self.pending[pos]
+            if entry.state == DUE:
+                continue  # already waiting for redelivery: once is enough
             if delay_ms > 0:
                 entry.state = DELAYED
                 heapq.heappush(self.delayed, (now_ms + delay_ms, pos, entry.delivery_count))

@@ -9,12 +9,7 @@ from typing import Iterator
 
 from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
 
-from gortms.errors import GortmsError
-
-
-class StorageError(GortmsError):
-    code = "storage_error"
-
+from gortms.errors import StorageError
 
 @contextlib.contextmanager
 def storage_errors(action: str) -> Iterator[None]:
@@ -38,6 +33,8 @@ class RocksStore:
         self.path = path
         self.read_only = read_only
         access = AccessType.read_only() if read_only else AccessType.read_write()
+        if read_only and not os.path.exists(os.path.join(path, "CURRENT")):
+            raise StorageError(f"no database at {path}")
         if not read_only:
             os.makedirs(path, exist_ok=True)
         self._db = self._open(path, access, read_only, open_timeout_s)

@@ -33,6 +33,7 @@ from supervisor.tls import ensure_certificate
 log = logging.getLogger("supervisor")
 
 POLL_S = 0.1
+STALL_S = 2.0  # a loop turn this late means the supervisor itself was not running
 STARTUP_TIMEOUT_S = 60.0
 STARTUP_ATTEMPTS = 5
 
@@ -55,6 +56,7 @@ class Supervisor:
         self.should_exit = False
         self._lock_file = None
         self._last_ping = 0.0
+        self._last_step = time.monotonic()
 
     # --- start --------------------------------------------------------------------------------
 
@@ -183,6 +185,12 @@ class Supervisor:
         for signum in self.signals.drain():
             self._on_signal(signum)
         now = time.monotonic()
+        if now - self._last_step > STALL_S:
+            # We were not looking (suspended, or busy restarting gateways): silence from the
+            # children over that time proves nothing, so their clocks start again.
+            for child in self.shards + self.gateways:
+                child.last_seen = max(child.last_seen, now)
+        self._last_step = now
         for child in self.shards + self.gateways:
             self._watch(child, now)
         if now - self._last_ping >= self.settings.supervisor.ping_interval:

@@ -179,3 +179,18 @@ def test_a_second_broker_on_the_same_data_dir_is_refused(broker_factory, tmp_pat
              "GORTMS_HTTP_PORT": "0"})
     assert refused.returncode == 2
     assert "in use by another running GoRTMS" in refused.stderr
+
+
+def test_a_suspended_supervisor_does_not_kill_healthy_children_when_it_resumes(
+        broker_factory):
+    broker = broker_factory(GORTMS_SUPERVISOR_HANGTIMEOUT="1s",
+                            GORTMS_SUPERVISOR_PINGINTERVAL="200ms")
+    pids = sorted(child.pid for child in broker.children())
+    supervisor = psutil.Process(broker.process.pid)
+    supervisor.suspend()
+    time.sleep(2.5)  # longer than hangTimeout: the children heard nothing from it
+    supervisor.resume()
+    # Absence of a kill can only be shown by waiting: two hang timeouts, with pings answered.
+    time.sleep(2.0)
+    assert sorted(child.pid for child in broker.children()) == pids
+    assert "has not answered" not in broker.output()
