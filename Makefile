@@ -17,6 +17,7 @@ run: $(BIN)/.installed
 	$(BIN)/gortms serve
 
 test: $(BIN)/.installed
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 clean:

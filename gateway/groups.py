@@ -8,32 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gortms.errors import InvalidParameter
-from gortms.models import MAX_POSITION, GroupSpec, check_name, parse_duration, parse_start
+from gortms.models import (GroupSpec, check_name, check_settle_targets, parse_duration,
+                           parse_start)
 from gortms.partition import CATALOG_SHARD
 from gortms.protocol import Op
 from gateway.context import Gateway
 from gateway.params import path_name, query_int, read_object
 from gateway.responses import json_response
-
-MAX_IDS = 10_000
-
-
-def check_ids(body: dict[str, Any]) -> dict[str, Any]:
-    """{"ids": [...]} and/or {"positions": [...]} of an ack or nack, checked."""
-    ids = body.get("ids", [])
-    positions = body.get("positions", [])
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise InvalidParameter("ids must be a list of message id strings")
-    if not isinstance(positions, list) or not all(
-            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= MAX_POSITION
-            for p in positions):
-        raise InvalidParameter("positions must be a list of positions (integers from 1)")
-    if not ids and not positions:
-        raise InvalidParameter("ids is required: {\"ids\": [\"<message id>\", ...]}")
-    if len(ids) + len(positions) > MAX_IDS:
-        raise InvalidParameter(f"at most {MAX_IDS} ids per request")
-    return {"ids": ids, "positions": positions}
-
 
 class GroupsApi:
     def __init__(self, gw: Gateway) -> None:
@@ -115,13 +96,15 @@ class GroupsApi:
 
     async def ack(self, request: Request) -> Response:
         body = await read_object(request, self.gw.max_body, ("ids", "positions"))
-        reply = await self._group_call(request, Op.ACK, check_ids(body))
+        ids, positions = check_settle_targets(body)
+        reply = await self._group_call(request, Op.ACK, {"ids": ids, "positions": positions})
         return json_response(reply)
 
     async def nack(self, request: Request) -> Response:
         body = await read_object(request, self.gw.max_body, ("ids", "positions", "delay",
                                                               "reason"))
-        extra = check_ids(body)
+        ids, positions = check_settle_targets(body)
+        extra: dict[str, Any] = {"ids": ids, "positions": positions}
         delay = parse_duration(body.get("delay", 0), "delay")
         reason = body.get("reason")
         if reason is not None and not isinstance(reason, str):

@@ -419,7 +419,7 @@ def generate_config() -> str:
     lines = [
         "# GoRTMS configuration. Every key is optional: a missing key takes the default shown.",
         "# Environment variables override keys: the path in capitals with _ between parts,",
-        "# e.g. GORTMS_HTTP_PORT=9090, GORTMS_STORAGE_SYNC=false, GORTMS_GENERAL_DATADIR=/srv/gortms",
+        "# e.g. GORTMS_HTTP_PORT=9090, GORTMS_STORAGE_SYNC=false, GORTMS_GENERAL_DATADIR=/srv",
         "",
     ]
     section: list[str] = []

@@ -12,7 +12,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGTERM us when the supervisor dies, so a killed supervisor leaves no orphans."""
+    """Ask Linux to SIGTERM us when the supervisor dies: a killed supervisor leaves no orphans."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

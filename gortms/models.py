@@ -336,6 +336,26 @@ def parse_start(value: object, where: str = "start") -> str | int:
                            f"RFC 3339 time, got {value!r}")
 
 
+MAX_SETTLE_IDS = 10_000
+
+
+def check_settle_targets(body: Mapping[str, Any]) -> tuple[list[str], list[int]]:
+    """The messages an ack or nack names: {"ids": [...]} and/or {"positions": [...]}."""
+    ids = body.get("ids", [])
+    positions = body.get("positions", [])
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise InvalidParameter("ids must be a list of message id strings")
+    if not isinstance(positions, list) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= MAX_POSITION
+            for p in positions):
+        raise InvalidParameter("positions must be a list of positions (integers from 1)")
+    if not ids and not positions:
+        raise InvalidParameter("ids is required: {\"ids\": [\"<message id>\", ...]}")
+    if len(ids) + len(positions) > MAX_SETTLE_IDS:
+        raise InvalidParameter(f"at most {MAX_SETTLE_IDS} ids per request")
+    return ids, positions
+
+
 @dataclass(frozen=True, slots=True)
 class GroupSpec:
     group_id: str

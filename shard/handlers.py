@@ -14,7 +14,7 @@ import orjson
 
 from gortms.errors import (ConsumerNotFound, DomainExists, DomainNotFound, GroupExists,
                            GroupNotFound, InvalidParameter, QueueExists)
-from gortms.models import (MAX_POSITION, GroupSpec, QueueConfig, check_name, format_ts,
+from gortms.models import (GroupSpec, QueueConfig, check_name, check_settle_targets, format_ts,
                            parse_start, parse_ts)
 from gortms.protocol import Op, record_ts, ts_bytes, unstamped_id
 from gortms.schema import check_schema
@@ -58,18 +58,6 @@ def group_of(state: ShardState, body: Body) -> GroupState:
         raise GroupNotFound(f"consumer group '{name}' not found on queue "
                             f"'{queue.domain}/{queue.name}'")
     return group
-
-
-def _message_ids(body: Body) -> tuple[list[str], list[int]]:
-    ids = body.get("ids", [])
-    positions = body.get("positions", [])
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise InvalidParameter("ids must be a list of message id strings")
-    if not isinstance(positions, list) or not all(
-            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= MAX_POSITION
-            for p in positions):
-        raise InvalidParameter("positions must be a list of positions (integers from 1)")
-    return ids, positions
 
 
 # --- liveness and inspection --------------------------------------------------------------------
@@ -349,7 +337,7 @@ def consumer_remove(state: ShardState, body: Body, blobs: list[bytes]) -> Body:
 
 def ack(state: ShardState, body: Body, blobs: list[bytes]) -> Body:
     group = group_of(state, body)
-    ids, positions = _message_ids(body)
+    ids, positions = check_settle_targets(body)
     acked, unknown = group.ack(ids, positions, state.batch, state.now_ms)
     if acked:
         state.dirty_groups.add(group)
@@ -359,7 +347,7 @@ def ack(state: ShardState, body: Body, blobs: list[bytes]) -> Body:
 
 def nack(state: ShardState, body: Body, blobs: list[bytes]) -> Body:
     group = group_of(state, body)
-    ids, positions = _message_ids(body)
+    ids, positions = check_settle_targets(body)
     delay_ms = _int(body, "delayMs", 0)
     nacked, unknown = group.nack(ids, positions, max(0, delay_ms), state.now_ms)
     state.touch_group(group)

@@ -22,15 +22,16 @@ import orjson
 from gortms.config import Settings
 from gortms.datadir import Layout, read_cluster
 from gortms.errors import BadRequest, GortmsError, NotFound, QueueNotFound
-from gortms.models import (AckMode, GroupSpec, QueueConfig, check_name, format_duration,
-                           format_ts, parse_start)
+from gortms.models import (check_name, format_duration,
+                           format_ts)
 from gortms.partition import CATALOG_SHARD, shard_for
 from gortms.protocol import record_id
 from shard.groups import GroupState
+from shard.loader import read_groups, read_queue, redelivery_counts
 from shard.queues import QueueState
 from shard.rocks import RocksStore, StorageError
-from shard.store import (Store, counters_key, cursor_key, domain_key, group_key, name_key,
-                         pos_bytes, prefix_end, queue_key, redelivery_prefix)
+from shard.store import (Store, domain_key, name_key,
+                         pos_bytes, queue_key)
 
 # Positions listed per group; the rest are only counted.
 MAX_SHOWN = 20
@@ -74,8 +75,8 @@ def inspect_queue(layout: Layout, domain: str, name: str) -> dict[str, Any]:
         domain_record = _json(catalog.get(domain_key(domain)))
     with read_only(layout, index) as store:
         record, warnings = find_queue(store, domain, name, domain_record)
-        queue = load_queue(store, record)
-        groups = [group_view(store, group) for group in load_groups(store, queue)]
+        queue = read_queue(store, record)
+        groups = [group_view(store, group) for group in read_groups(store, queue)]
     domain_view = None if domain_record is None else {
         "name": domain, "epoch": domain_record["epoch"],
         "createdAt": format_ts(domain_record["createdAt"])}
@@ -119,50 +120,8 @@ def find_queue(store: Store, domain: str, name: str, domain_record: dict | None
     return record, []
 
 
-def load_queue(store: Store, record: dict[str, Any]) -> QueueState:
-    """A queue's settings and counters, with first and last as the shard's loader finds them."""
-    queue = QueueState(record["qid"], record["domain"], record["name"], record["epoch"],
-                       QueueConfig.from_wire(record["config"]), record["createdAt"])
-    counters = store.get(counters_key(queue.qid))
-    if counters is not None:
-        queue.restore_counters(counters)
-    prefix = queue.message_prefix
-    end = prefix_end(prefix)
-    last_key = store.last_key(prefix, end)
-    if last_key is not None:
-        queue.last = max(queue.last, _position(last_key))
-    first = next(store.scan(prefix, end), None)
-    queue.first = _position(first[0]) if first else queue.last + 1
-    if not queue.config.is_persistent:  # no WAL: count what is really there
-        sizes = [len(value) for _, value in store.scan(prefix, end)]
-        queue.count, queue.bytes = len(sizes), sum(sizes)
-    return queue
-
-
-def load_groups(store: Store, queue: QueueState) -> list[GroupState]:
-    prefix = group_key(queue.qid, "")  # every group of the queue
-    groups = []
-    for _, value in store.scan(prefix, prefix_end(prefix)):
-        record = orjson.loads(value)
-        spec = GroupSpec(record["groupId"], AckMode(record["ackMode"]),
-                         float(record.get("ttlSeconds", 0)), parse_start(record.get("start")))
-        group = GroupState(queue, spec, record["createdAt"], queue.first,
-                           record.get("consumers", []))
-        cursor = store.get(cursor_key(queue.qid, group.name))
-        if cursor is not None:
-            group.restore_cursor(cursor)
-        if group.acks.floor < queue.first:  # gone while unacknowledged: not pending any more
-            group.acks.add_range(group.acks.floor, queue.first)
-        groups.append(group)
-    return groups
-
-
 def _json(value: bytes | None) -> dict[str, Any] | None:
     return None if value is None else orjson.loads(value)
-
-
-def _position(key: bytes) -> int:
-    return int.from_bytes(key[-8:], "big")
 
 
 # --- views ------------------------------------------------------------------------------------
@@ -176,10 +135,7 @@ def queue_view(queue: QueueState) -> dict[str, Any]:
 
 
 def group_view(store: Store, group: GroupState) -> dict[str, Any]:
-    qid = group.queue.qid
-    rprefix = redelivery_prefix(qid, group.name)
-    counts = {_position(k): int.from_bytes(v, "big")
-              for k, v in store.scan(rprefix, prefix_end(rprefix))}
+    counts = redelivery_counts(store, group)
     # Delivered (below the position) and not acknowledged; one delivery unless recorded.
     unacked = group.acks.gaps(group.position)
     shown = list(itertools.islice(unacked, MAX_SHOWN))

@@ -1,12 +1,14 @@
 """Rebuild a shard's memory from its database at start: catalog, queues, groups, pending.
 
-Whatever was delivered and not acknowledged before the restart is due again at once, with
-the delivery count that was recorded for it.
+`read_queue`, `read_groups` and `redelivery_counts` only read, so `gortms inspect` uses them
+on a read-only store. Whatever was delivered and not acknowledged before the restart is due
+again at once, with the delivery count that was recorded for it.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 
@@ -14,8 +16,8 @@ from gortms.models import AckMode, GroupSpec, QueueConfig, parse_start
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.state import ShardState
-from shard.store import (counter_key, counters_key, cursor_key, dedup_prefix, pos_bytes,
-                         prefix_end, redelivery_prefix)
+from shard.store import (Store, counter_key, counters_key, cursor_key, dedup_prefix, group_key,
+                         pos_bytes, prefix_end, redelivery_prefix)
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,12 @@ def load(state: ShardState) -> None:
         record = orjson.loads(value)
         state.domains[record["name"]] = record
     for _, value in store.scan(b"Q", b"R"):
-        queue = _load_queue(state, orjson.loads(value))
+        queue = read_queue(store, orjson.loads(value))
         state.queues[(queue.domain, queue.name)] = queue
-    for (_, _), queue in state.queues.items():
-        _load_groups(state, queue)
+        for group in read_groups(store, queue):
+            queue.groups[group.name] = group
+            if group.ack_mode is AckMode.EXPLICIT:
+                _restore_pending(state, group)
         _load_dedup(state, queue)
     if state.batch.len():
         state.commit()
@@ -43,33 +47,37 @@ def load(state: ShardState) -> None:
              len(state.domains))
 
 
-def _load_queue(state: ShardState, record: dict) -> QueueState:
+def position_of(key: bytes) -> int:
+    return int.from_bytes(key[-8:], "big")
+
+
+def read_queue(store: Store, record: dict[str, Any]) -> QueueState:
+    """A queue from its record, with counters and first/last position as stored."""
     queue = QueueState(record["qid"], record["domain"], record["name"], record["epoch"],
                        QueueConfig.from_wire(record["config"]), record["createdAt"])
-    counters = state.store.get(counters_key(queue.qid))
+    counters = store.get(counters_key(queue.qid))
     if counters is not None:
         queue.restore_counters(counters)
     prefix = queue.message_prefix
     end = prefix_end(prefix)
-    last_key = state.store.last_key(prefix, end)
+    last_key = store.last_key(prefix, end)
     if last_key is not None:
         # Non-persistent messages may outlive the counters record (or the reverse): trust both.
-        queue.last = max(queue.last, int.from_bytes(last_key[-8:], "big"))
-    first = next(state.store.scan(prefix, end), None)
-    queue.first = int.from_bytes(first[0][-8:], "big") if first else queue.last + 1
+        queue.last = max(queue.last, position_of(last_key))
+    first = next(store.scan(prefix, end), None)
+    queue.first = position_of(first[0]) if first else queue.last + 1
     if not queue.config.is_persistent:
         # Messages without a WAL may have been lost in a crash: count what is really there.
-        queue.count = queue.bytes = 0
-        for _, value in state.store.scan(prefix, end):
-            queue.count += 1
-            queue.bytes += len(value)
+        sizes = [len(value) for _, value in store.scan(prefix, end)]
+        queue.count, queue.bytes = len(sizes), sum(sizes)
     return queue
 
 
-def _load_groups(state: ShardState, queue: QueueState) -> None:
-    store = state.store
-    prefix = b"G" + queue.message_prefix[1:]
-    for key, value in store.scan(prefix, prefix_end(prefix)):
+def read_groups(store: Store, queue: QueueState) -> list[GroupState]:
+    """The queue's groups with their cursors (no pending list: see `_restore_pending`)."""
+    prefix = group_key(queue.qid, "")
+    groups = []
+    for _, value in store.scan(prefix, prefix_end(prefix)):
         record = orjson.loads(value)
         spec = GroupSpec(record["groupId"], AckMode(record["ackMode"]),
                          float(record.get("ttlSeconds", 0)), parse_start(record.get("start")))
@@ -78,19 +86,23 @@ def _load_groups(state: ShardState, queue: QueueState) -> None:
         cursor = store.get(cursor_key(queue.qid, group.name))
         if cursor is not None:
             group.restore_cursor(cursor)
-        queue.groups[group.name] = group
-        if group.ack_mode is AckMode.EXPLICIT:
-            _restore_pending(state, group)
+        if group.acks.floor < queue.first:  # gone while unacknowledged: nothing to redeliver
+            group.acks.add_range(group.acks.floor, queue.first)
+        groups.append(group)
+    return groups
+
+
+def redelivery_counts(store: Store, group: GroupState) -> dict[int, int]:
+    """Position -> delivery count, for the group's messages delivered more than once."""
+    prefix = redelivery_prefix(group.queue.qid, group.name)
+    return {position_of(k): int.from_bytes(v, "big")
+            for k, v in store.scan(prefix, prefix_end(prefix))}
 
 
 def _restore_pending(state: ShardState, group: GroupState) -> None:
     """Positions delivered (below the position) but not acknowledged are pending again."""
     queue = group.queue
-    rprefix = redelivery_prefix(queue.qid, group.name)
-    counts = {int.from_bytes(k[-8:], "big"): int.from_bytes(v, "big")
-              for k, v in state.store.scan(rprefix, prefix_end(rprefix))}
-    if group.acks.floor < queue.first:  # deleted while unacknowledged: nothing to redeliver
-        group.acks.add_range(group.acks.floor, queue.first)
+    counts = redelivery_counts(state.store, group)
     unacked = list(group.acks.gaps(group.position))
     for i in range(0, len(unacked), _READ_CHUNK):
         chunk = unacked[i:i + _READ_CHUNK]
