@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from gortms.datadir import Layout
+from gortms.errors import ConfigError
 from gortms.lifecycle import die_with_parent, read_settings_fd
 from gortms.logs import configure_logging
 from gateway.app import create_app
@@ -25,6 +26,7 @@ from gateway.shards import ZmqShards
 log = logging.getLogger("gateway")
 
 HEARTBEAT_INTERVAL_S = 0.5
+ACCEPTED_GRACE_S = 0.25
 
 
 class GatewayServer(uvicorn.Server):
@@ -37,6 +39,16 @@ class GatewayServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: Any) -> None:
         self.draining.set()
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Stop accepting first, then give connections accepted a moment ago the time to send
+        # their request: uvicorn closes connections with no request under way, and closing
+        # one whose request is still unread resets it. The listening socket stays open in
+        # the supervisor, so new connections wait in its backlog for the other workers.
+        for server in self.servers:
+            server.close()
+        await asyncio.sleep(ACCEPTED_GRACE_S)
+        await super().shutdown(sockets)
 
 
 def heartbeat(fd: int) -> Any:
@@ -69,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args(argv)
     die_with_parent(args.parent_pid)
-    settings = read_settings_fd(args.settings_fd)
+    try:
+        settings = read_settings_fd(args.settings_fd)
+    except ConfigError as exc:
+        print(f"gateway {args.worker}: bad settings: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.general.log_level, f"gateway-{args.worker}")
     layout = Layout(settings.data_dir)
     shards = ZmqShards([layout.endpoints(i) for i in range(args.shards)],

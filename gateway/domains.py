@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gortms.errors import InvalidConfig, InvalidParameter, UnsupportedFeature
-from gortms.models import QueueConfig, check_name
+from gortms.models import QueueConfig, check_name, fold_keys
 from gortms.partition import CATALOG_SHARD
 from gortms.protocol import Op
 from gortms.schema import check_schema
@@ -27,6 +27,8 @@ def parse_queue_configs(raw: object) -> dict[str, QueueConfig]:
     if isinstance(raw, list):
         pairs = []
         for i, item in enumerate(raw):
+            if isinstance(item, dict):
+                item = fold_keys(item, ("name", "config"), "", strict=False)
             if not isinstance(item, dict) or "name" not in item:
                 raise InvalidConfig(f"queueConfigs[{i}] must be an object with a name")
             pairs.append((item["name"], item.get("config")))

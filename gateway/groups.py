@@ -16,6 +16,9 @@ from gateway.context import Gateway
 from gateway.params import path_name, query_int, read_object
 from gateway.responses import json_response
 
+MAX_REASON = 1024  # characters of a nack reason kept with the pending message
+
+
 class GroupsApi:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -83,7 +86,8 @@ class GroupsApi:
         body = await read_object(request, self.gw.max_body, ("consumerId",))
         consumer = check_name("consumer", body.get("consumerId"))
         reply = await self._group_call(request, Op.CONSUMER_ADD, {"consumer": consumer})
-        return json_response({"status": "success", **reply}, 201)
+        return json_response({"status": "success", **reply["group"]},
+                             201 if reply["created"] else 200)
 
     async def remove_consumer(self, request: Request) -> Response:
         consumer = request.path_params["consumer"]
@@ -110,6 +114,8 @@ class GroupsApi:
         if reason is not None and not isinstance(reason, str):
             raise InvalidParameter("reason must be a string")
         extra["delayMs"] = int(delay * 1000)
+        if reason is not None:
+            extra["reason"] = reason[:MAX_REASON]
         return json_response(await self._group_call(request, Op.NACK, extra))
 
     async def pending(self, request: Request) -> Response:

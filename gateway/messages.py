@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gortms.errors import GortmsError, InvalidJson, InvalidParameter, SchemaViolation
-from gortms.models import check_message_id, format_ts
+from gortms.models import check_message_id, fold_keys, format_ts
 from gortms.protocol import Op, decode_deliveries, encode_message, record_suffix, record_ts
 from gateway.context import Gateway, new_message_ids
 from gateway.params import parse_json, path_name, query_int, query_name, query_seconds, read_body
@@ -118,6 +118,8 @@ class MessagesApi:
         domain = path_name(request, "domain", "domain")
         queue = path_name(request, "queue", "queue")
         body_in = parse_json(await read_body(request, self.gw.max_body))
+        if isinstance(body_in, dict):
+            body_in = fold_keys(body_in, ("messages",), "", strict=False)
         messages = body_in.get("messages") if isinstance(body_in, dict) else None
         if not isinstance(messages, list) or not messages:
             raise InvalidJson("the body must be {\"messages\": [message, ...]} with at least "

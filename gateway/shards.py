@@ -48,14 +48,15 @@ class Shards(Protocol):
 class Call:
     """One request in flight: its shard, id and the future its reply frames land in."""
 
-    __slots__ = ("shard", "rid", "future", "timeout_s")
+    __slots__ = ("shard", "rid", "future", "timeout_s", "_in_flight")
 
     def __init__(self, shard: int, rid: bytes, future: asyncio.Future[list[bytes]],
-                 timeout_s: float) -> None:
+                 timeout_s: float, in_flight: dict[bytes, Any] | None = None) -> None:
         self.shard = shard
         self.rid = rid
         self.future = future
         self.timeout_s = timeout_s
+        self._in_flight = in_flight  # where the future waits for its reply, if anywhere
 
     async def reply(self) -> Reply:
         try:
@@ -64,9 +65,18 @@ class Call:
         except ShardUnavailable:
             raise
         except TimeoutError:
+            self.forget()
             raise ShardUnavailable(f"shard {self.shard} did not answer within "
                                    f"{self.timeout_s:g}s") from None
+        except asyncio.CancelledError:
+            self.forget()
+            raise
         return decode_reply(frames)
+
+    def forget(self) -> None:
+        """No reply is awaited any more: free the slot (a late reply is then dropped)."""
+        if self._in_flight is not None:
+            self._in_flight.pop(self.rid, None)
 
 
 class _Link:
@@ -82,8 +92,10 @@ class _Link:
         self.sock.setsockopt(zmq.RCVHWM, 1_000_000)
         self.sock.setsockopt(zmq.RECONNECT_IVL, 50)
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+        # Up means handshake done, not merely connected: with ZMQ_IMMEDIATE a send fails
+        # until the ZMTP handshake has attached the pipe.
         self.monitor = self.sock.get_monitor_socket(
-            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
         self.sock.connect(endpoint)
         self.pending: dict[bytes, asyncio.Future[list[bytes]]] = {}
         self.connected = asyncio.Event()
@@ -180,7 +192,7 @@ class ZmqShards:
         future: asyncio.Future[list[bytes]] = self._loop.create_future()
         link.pending[rid] = future
         self._drain(link)  # the send may have consumed the socket's readable edge
-        return Call(shard, rid, future, timeout)
+        return Call(shard, rid, future, timeout, link.pending)
 
     async def call(self, shard: int, op: Op, body: dict[str, Any], blobs: Sequence[bytes] = (),
                    timeout_s: float | None = None) -> Reply:
@@ -194,7 +206,7 @@ class ZmqShards:
     def cancel(self, call: Call) -> None:
         """Forget a call; a parked fetch on the shard is dropped too."""
         link = self.links[call.shard]
-        link.pending.pop(call.rid, None)
+        call.forget()
         if link.connected.is_set():
             try:
                 link.sock.send_multipart(
@@ -221,7 +233,7 @@ class ZmqShards:
     def _drain_monitor(self, link: _Link) -> None:
         while link.monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             event = recv_monitor_message(link.monitor, zmq.NOBLOCK)["event"]
-            if event == zmq.EVENT_CONNECTED:
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 was_down = not link.connected.is_set()
                 link.connected.set()
                 if was_down:

@@ -27,6 +27,8 @@ def check_name(kind: str, value: object) -> str:
     """Return `value` if it is a valid domain/queue/group/consumer name, else raise InvalidName."""
     if isinstance(value, str) and _NAME_RE.fullmatch(value):
         return value
+    if value is None:
+        raise InvalidName(f"a {kind} name is required ({NAME_RULE})")
     shown = value if isinstance(value, str) else type(value).__name__
     raise InvalidName(f"invalid {kind} name {shown!r}: use {NAME_RULE}")
 

@@ -12,7 +12,7 @@ import sys
 import uvloop
 
 from gortms.datadir import Layout
-from gortms.errors import GortmsError
+from gortms.errors import ConfigError, GortmsError
 from gortms.lifecycle import die_with_parent, read_settings_fd
 from gortms.logs import configure_logging
 from shard import loader
@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args(argv)
     die_with_parent(args.parent_pid)
-    settings = read_settings_fd(args.settings_fd)
+    try:
+        settings = read_settings_fd(args.settings_fd)
+    except ConfigError as exc:
+        print(f"shard {args.index}: bad settings: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.general.log_level, f"shard-{args.index}")
     layout = Layout(settings.data_dir)
     limits = Limits(sync=settings.storage.sync,

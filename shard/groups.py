@@ -31,7 +31,10 @@ Delivery = tuple[int, int, bytes]
 
 
 class Pending:
-    __slots__ = ("id", "consumer", "delivery_count", "deadline_ms", "state")
+    """A delivered, unacknowledged message. `deadline_ms`: when an in-flight delivery times
+    out, or when a delayed one becomes due; `reason`: the last nack's, if it gave one."""
+
+    __slots__ = ("id", "consumer", "delivery_count", "deadline_ms", "state", "reason")
 
     def __init__(self, message_id: str, consumer: str, delivery_count: int, deadline_ms: int,
                  state: int) -> None:
@@ -40,6 +43,7 @@ class Pending:
         self.delivery_count = delivery_count
         self.deadline_ms = deadline_ms
         self.state = state
+        self.reason: str | None = None
 
 
 class Waiter:
@@ -222,21 +226,22 @@ class GroupState:
             self.settle(pos, batch)
         return len(found), unknown
 
-    def nack(self, ids: list[str], positions: list[int], delay_ms: int, now_ms: int
-             ) -> tuple[int, list[Any]]:
+    def nack(self, ids: list[str], positions: list[int], delay_ms: int, now_ms: int,
+             reason: str | None = None) -> tuple[int, list[Any]]:
         """Make messages deliverable again, at once or after `delay_ms`."""
         self.last_active_ms = now_ms
         found, unknown = self._resolve(ids, positions)
         for pos in found:
             entry = self.pending[pos]
+            entry.reason = reason
             if entry.state == DUE:
                 continue  # already waiting for redelivery: once is enough
             if delay_ms > 0:
                 entry.state = DELAYED
-                heapq.heappush(self.delayed, (now_ms + delay_ms, pos, entry.delivery_count))
+                entry.deadline_ms = now_ms + delay_ms
+                heapq.heappush(self.delayed, (entry.deadline_ms, pos, entry.delivery_count))
             else:
-                entry.state = DUE
-                heapq.heappush(self.due, pos)
+                self._make_due(pos, entry)
         return len(found), unknown
 
     def expire(self, now_ms: int) -> bool:
@@ -247,15 +252,13 @@ class GroupState:
             _, pos, count = deadlines.popleft()
             entry = self.pending.get(pos)
             if entry is not None and entry.state == INFLIGHT and entry.delivery_count == count:
-                entry.state = DUE
-                heapq.heappush(self.due, pos)
+                self._make_due(pos, entry)
                 became_due = True
         while self.delayed and self.delayed[0][0] <= now_ms:
             _, pos, count = heapq.heappop(self.delayed)
             entry = self.pending.get(pos)
             if entry is not None and entry.state == DELAYED and entry.delivery_count == count:
-                entry.state = DUE
-                heapq.heappush(self.due, pos)
+                self._make_due(pos, entry)
                 became_due = True
         return became_due
 
@@ -266,8 +269,12 @@ class GroupState:
         """A consumer left: what it holds becomes due for the others."""
         for pos, entry in self.pending.items():
             if entry.consumer == consumer and entry.state == INFLIGHT:
-                entry.state = DUE
-                heapq.heappush(self.due, pos)
+                self._make_due(pos, entry)
+
+    def _make_due(self, pos: int, entry: Pending) -> None:
+        entry.state = DUE
+        entry.deadline_ms = 0
+        heapq.heappush(self.due, pos)
 
     def can_deliver(self, max_pending: int) -> bool:
         if self.due:
@@ -337,5 +344,5 @@ class GroupState:
             out.append({"id": entry.id, "position": pos, "consumer": entry.consumer,
                         "deliveryCount": entry.delivery_count,
                         "deadline": format_ts(entry.deadline_ms) if entry.deadline_ms else None,
-                        "state": _STATE_NAMES[entry.state]})
+                        "state": _STATE_NAMES[entry.state], "lastNackReason": entry.reason})
         return out

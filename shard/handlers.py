@@ -313,12 +313,13 @@ def group_ttl(state: ShardState, body: Body, blobs: list[bytes]) -> Body:
 def consumer_add(state: ShardState, body: Body, blobs: list[bytes]) -> Body:
     group = group_of(state, body)
     consumer = check_name("consumer", body.get("consumer"))
-    if consumer not in group.registered:
+    created = consumer not in group.registered
+    if created:
         group.registered.append(consumer)
         group.write_records(state.batch)
         state.sync_needed = True
     group.consumers.setdefault(consumer, state.now_ms)
-    return group.info()
+    return {"created": created, "group": group.info()}
 
 
 def consumer_remove(state: ShardState, body: Body, blobs: list[bytes]) -> Body:
@@ -349,7 +350,9 @@ def nack(state: ShardState, body: Body, blobs: list[bytes]) -> Body:
     group = group_of(state, body)
     ids, positions = check_settle_targets(body)
     delay_ms = _int(body, "delayMs", 0)
-    nacked, unknown = group.nack(ids, positions, max(0, delay_ms), state.now_ms)
+    reason = body.get("reason")
+    nacked, unknown = group.nack(ids, positions, max(0, delay_ms), state.now_ms,
+                                 reason if isinstance(reason, str) else None)
     state.touch_group(group)
     return {"nacked": nacked, "unknown": unknown}
 

@@ -36,7 +36,8 @@ class RocksStore:
         if read_only and not os.path.exists(os.path.join(path, "CURRENT")):
             raise StorageError(f"no database at {path}")
         if not read_only:
-            os.makedirs(path, exist_ok=True)
+            with storage_errors(f"cannot create {path}"):
+                os.makedirs(path, exist_ok=True)
         self._db = self._open(path, access, read_only, open_timeout_s)
         self._sync = WriteOptions()
         self._sync.sync = True

@@ -35,6 +35,8 @@ class Child:
     failures: int = 0
     restarts: int = 0
     restart_at: float | None = None
+    killed: bool = False  # SIGKILL sent to the current process (it is hung or too slow)
+    retiring_until: float | None = None  # asked to stop for a rolling restart, by then
     extra_fds: list[int] = field(default_factory=list)  # passed to this spawn only
 
     @property
@@ -62,6 +64,8 @@ class Child:
         self.started_at = self.last_seen = time.monotonic()
         self.ready = False
         self.restart_at = None
+        self.killed = False
+        self.retiring_until = None
         log.info("%s started (pid %d)", self.name, self.process.pid)
 
     def exited(self) -> int | None:
@@ -88,6 +92,7 @@ class Child:
                 pass
 
     def kill(self) -> None:
+        self.killed = True
         self.signal(signal.SIGKILL)
 
     def wait(self, timeout_s: float) -> bool:

@@ -4,7 +4,8 @@
             answers a ping) -> gateway workers (each sends its first heartbeat) -> ready
     watch:  a child that exits is restarted with backoff; a shard that stops answering pings,
             or a gateway that stops its heartbeat, for supervisor.hangTimeout is killed and
-            restarted; SIGHUP restarts the gateway workers one by one
+            restarted; SIGHUP restarts the gateway workers one by one, each successor ready
+            before the next worker stops
     stop:   (SIGTERM/SIGINT) gateways first (they finish their requests), then shards (they
             commit and close RocksDB), each stage bounded by supervisor.stopTimeout; exit 0
 """
@@ -17,6 +18,7 @@ import os
 import signal
 import socket
 import time
+from collections import deque
 
 import psutil
 import zmq
@@ -57,6 +59,8 @@ class Supervisor:
         self._lock_file = None
         self._last_ping = 0.0
         self._last_step = time.monotonic()
+        self.rolling: deque[Child] = deque()  # gateway workers still to restart (SIGHUP)
+        self.rolling_child: Child | None = None
 
     # --- start --------------------------------------------------------------------------------
 
@@ -193,6 +197,7 @@ class Supervisor:
         self._last_step = now
         for child in self.shards + self.gateways:
             self._watch(child, now)
+        self._roll(now)
         if now - self._last_ping >= self.settings.supervisor.ping_interval:
             self._last_ping = now
             for child in self.shards:
@@ -240,12 +245,25 @@ class Supervisor:
                 self._restart(child)
             return
         code = child.exited()
+        if code is not None and child.retiring_until is not None:
+            log.info("%s (pid %s) stopped for the rolling restart", child.name, child.pid)
+            child.process = None
+            self._restart(child)  # at once: this was asked for, not a failure
+            return
         if code is not None:
             pid = child.pid
             delay = child.schedule_restart(now)
             log.warning("%s (pid %s) exited with %s; restarting in %.1fs", child.name, pid,
                         _describe_exit(code), delay)
             self._write_state()
+            return
+        if child.killed:
+            return  # SIGKILL sent; its exit is next
+        if child.retiring_until is not None:
+            if now > child.retiring_until:
+                log.error("%s (pid %s) did not stop within %.0fs: killing it", child.name,
+                          child.pid, self.settings.supervisor.stop_timeout)
+                child.kill()
             return
         silent_for = now - child.last_seen
         limit = (self.settings.supervisor.hang_timeout if child.ready
@@ -268,13 +286,24 @@ class Supervisor:
             self.should_exit = True
         elif signum == signal.SIGHUP:
             log.info("received SIGHUP: restarting the gateway workers one by one")
-            for child in self.gateways:
-                child.signal(signal.SIGTERM)
-                child.wait(self.settings.supervisor.stop_timeout)
-                child.kill()
-                child.wait(5)
-                child.process = None
-                self._start_gateway(child)
+            self.rolling = deque(self.gateways)
+
+    def _roll(self, now: float) -> None:
+        """Rolling restart, one step at a time so the loop keeps watching everything else:
+        stop one worker, start its successor, wait until it is ready, then the next."""
+        if self.rolling_child is not None:
+            child = self.rolling_child
+            if child.retiring_until is None and child.ready:
+                self.rolling_child = None  # its successor serves: go on with the next
+            return
+        if not self.rolling or self.should_exit:
+            return
+        child = self.rolling.popleft()
+        if child.process is None:
+            return  # already restarting on its own
+        self.rolling_child = child
+        child.retiring_until = now + self.settings.supervisor.stop_timeout
+        child.signal(signal.SIGTERM)
 
     # --- stop ---------------------------------------------------------------------------------
 

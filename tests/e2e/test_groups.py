@@ -224,6 +224,11 @@ def test_consumers_can_be_registered_and_removed(api):
     api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
     added = api.post(f"{queue}/consumer-groups/g/consumers", json={"consumerId": "c9"})
     assert added.status_code == 201
+    again = api.post(f"{queue}/consumer-groups/g/consumers", json={"consumerid": "c9"})
+    assert again.status_code == 200
+    missing = api.post(f"{queue}/consumer-groups/g/consumers", json={})
+    assert missing.status_code == 400
+    assert "required" in missing.json()["message"]
     assert "c9" in [c["id"] for c in group(api, queue, "g")["consumers"]]
     assert api.delete(f"{queue}/consumer-groups/g/consumers/c9").status_code == 200
     assert "c9" not in [c["id"] for c in group(api, queue, "g")["consumers"]]

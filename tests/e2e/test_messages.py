@@ -101,6 +101,13 @@ def test_batch_publish_assigns_consecutive_positions_and_ids(api):
     assert [m["id"] for m in delivered] == body["messageIds"]
 
 
+def test_batch_body_keys_are_matched_case_insensitively(api):
+    queue = make_queue(api)
+    reply = api.post(f"{queue}/messages/batch", json={"Messages": [{"n": 1}]})
+    assert reply.status_code == 201
+    assert reply.json()["count"] == 1
+
+
 def test_batch_with_one_invalid_message_stores_nothing_and_names_its_index(api):
     queue = make_queue(api, schema={"fields": {"amount": "number"}})
     reply = api.post(f"{queue}/messages/batch",

@@ -194,3 +194,37 @@ def test_a_suspended_supervisor_does_not_kill_healthy_children_when_it_resumes(
     time.sleep(2.0)
     assert sorted(child.pid for child in broker.children()) == pids
     assert "has not answered" not in broker.output()
+
+
+def test_sighup_restarts_gateway_workers_one_by_one_without_refusing_requests(broker_factory):
+    import threading
+
+    import httpx2
+    broker = broker_factory(GORTMS_GATEWAY_WORKERS="2")
+    old = {broker.gateway_pid(0), broker.gateway_pid(1)}
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        # A fresh connection per request: each one meets whichever worker is accepting.
+        with httpx2.Client(base_url=broker.url, timeout=10,
+                           limits=httpx2.Limits(max_keepalive_connections=0)) as client:
+            while not stop.is_set():
+                statuses.append(client.get("/health").status_code)
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    try:
+        mark = len(broker.lines)
+        broker.process.send_signal(signal.SIGHUP)
+        for k in (0, 1):
+            broker.wait_for_line(rf"gateway-{k} \(pid \d+\) stopped for the rolling restart",
+                                 timeout_s=20, after=mark)
+            broker.wait_for_line(rf"gateway-{k} ready", timeout_s=20, after=mark)
+    finally:
+        stop.set()
+        worker.join(20)
+    assert {broker.gateway_pid(0), broker.gateway_pid(1)}.isdisjoint(old)
+    assert statuses and set(statuses) == {200}
+    text = "\n".join(broker.lines[mark:])
+    assert text.index("gateway-0 ready") < text.index("gateway-1 (pid")  # one at a time

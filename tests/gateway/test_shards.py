@@ -95,6 +95,7 @@ async def test_a_silent_shard_gives_shard_unavailable_at_the_deadline(run_dir):
         with pytest.raises(ShardUnavailable, match="did not answer"):
             await shards.call(0, Op.PING, {})
         assert 0.25 < time.monotonic() - started < 3
+        assert shards.links[0].pending == {}  # a timed-out call does not hold its slot
     finally:
         await shards.close()
         fake.close()

@@ -572,14 +572,24 @@ def test_pending_view_lists_consumer_count_deadline_and_state() -> None:
     world.publish(2)
     group = world.group()
     world.fetch(group, "c1", now_ms=T0)
-    group.nack(["m2"], [], 0, T0)
+    group.nack(["m2"], [], 0, T0, "bad input")
     assert group.pending_view(10) == [
         {"id": "m1", "position": 1, "consumer": "c1", "deliveryCount": 1,
-         "deadline": "2025-06-29T10:30:30.000Z", "state": "delivered"},
+         "deadline": "2025-06-29T10:30:30.000Z", "state": "delivered", "lastNackReason": None},
         {"id": "m2", "position": 2, "consumer": "c1", "deliveryCount": 1,
-         "deadline": "2025-06-29T10:30:30.000Z", "state": "due"},
+         "deadline": None, "state": "due", "lastNackReason": "bad input"},
     ]
     assert len(group.pending_view(1)) == 1
+
+
+def test_a_message_nacked_with_a_delay_shows_when_it_becomes_due() -> None:
+    world = World()
+    world.publish(1)
+    group = world.group()
+    world.fetch(group, "c1", now_ms=T0)
+    group.nack(["m1"], [], 5000, T0)
+    [entry] = group.pending_view(10)
+    assert (entry["state"], entry["deadline"]) == ("delayed", "2025-06-29T10:30:05.000Z")
 
 
 # --- restart ----------------------------------------------------------------------------------
