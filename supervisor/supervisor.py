@@ -94,7 +94,7 @@ class Supervisor:
         count = fix_shard_count(self.layout, settings.shards.count,
                                 psutil.cpu_count(logical=True) or 1)
         log.info("Shards: %d", count)
-        os.makedirs(self.layout.socket_dir(), mode=0o700, exist_ok=True)
+        self._prepare_socket_dir(self.layout.socket_dir())
         if settings.http.tls and not settings.http.cert_file:
             ensure_certificate(self.layout.tls_dir)
         settings_json = to_json(settings)
@@ -110,6 +110,16 @@ class Supervisor:
                                      "--listen-fd", str(self.listener.fileno())],
                       settings_json, keep_fds=(self.listener.fileno(),))
                 for k in range(settings.gateway.workers)]
+
+    @staticmethod
+    def _prepare_socket_dir(path: str) -> None:
+        # It may be under /tmp (when the data dir is deep): make sure it is ours alone, so no
+        # other user can sit between the gateways and the shards.
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+        if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(path):
+            raise ConfigError([f"general.dataDir: the socket directory {path} is not a private "
+                               "directory of this user; remove it or use a shorter data dir"])
 
     def _lock_data_dir(self) -> None:
         path = os.path.join(self.settings.data_dir, "supervisor.lock")
