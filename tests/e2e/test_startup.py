@@ -104,3 +104,12 @@ def test_tls_with_a_generated_self_signed_certificate(tmp_path, broker_factory):
     context = ssl.create_default_context(cafile=str(cert))  # it names 127.0.0.1 too
     with httpx2.Client(base_url=broker.url, verify=context) as client:
         assert client.get("/api/health").json()["status"] == "ok"
+
+
+def test_a_data_dir_too_deep_for_unix_sockets_still_works(tmp_path, broker_factory):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    broker = broker_factory(deep)
+    endpoint = broker.state()["shards"][0]["endpoint"]
+    assert not endpoint.startswith(f"ipc://{deep}")  # moved to a short private dir
+    with broker.client() as client:
+        assert client.get("/health").json()["status"] == "ok"
