@@ -202,21 +202,27 @@ class GroupState:
         return entry
 
     def _resolve(self, ids: list[str], positions: list[int]) -> tuple[list[int], list[Any]]:
-        found: list[int] = []
+        """Pending positions named by message ids (an id used twice names its pending messages
+        in turn) and by positions; what names nothing pending is returned as unknown."""
+        found: dict[int, None] = {}  # ordered, with O(1) membership
         unknown: list[Any] = []
+        by_id = self.by_id
         for message_id in ids:
-            candidates = self.by_id.get(message_id)
+            candidates = by_id.get(message_id)
+            if candidates is not None and len(candidates) == 1 and candidates[0] not in found:
+                found[candidates[0]] = None  # the usual case: one pending message per id
+                continue
             taken = next((p for p in candidates or () if p not in found), None)
             if taken is None:
                 unknown.append(message_id)
             else:
-                found.append(taken)
+                found[taken] = None
         for pos in positions:
             if pos in self.pending and pos not in found:
-                found.append(pos)
+                found[pos] = None
             else:
                 unknown.append(pos)
-        return found, unknown
+        return list(found), unknown
 
     def ack(self, ids: list[str], positions: list[int], batch: Batch, now_ms: int
             ) -> tuple[int, list[Any]]:

@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from gortms.config import load_settings
 from gortms.errors import GortmsError, QueueNotFound, ShardUnavailable
-from gortms.protocol import Op, encode_deliveries, encode_message, record_ts, ts_bytes
+from gortms.protocol import (Op, encode_deliveries, encode_message, encode_reply, record_ts,
+                             ts_bytes)
 from gateway.app import create_app
 from gateway.shards import Call, Reply
 
@@ -49,8 +50,7 @@ class FakeShards:
         except GortmsError as exc:
             future.set_exception(exc)
         else:
-            data = reply_body if isinstance(reply_body, bytes) else orjson.dumps(reply_body)
-            future.set_result([b"G1", b"1", b"ok", data, *reply_blobs])
+            future.set_result(encode_reply(b"1", reply_body, reply_blobs))
         return Call(shard, b"1", future, timeout_s or 1.0)
 
     async def call(self, shard: int, op: Op, body: dict[str, Any], blobs: Sequence[bytes] = (),

@@ -221,3 +221,23 @@ def test_deliveries_travel_as_a_reply() -> None:
 def test_disagreeing_deliveries_are_a_protocol_error(body: dict, blobs: list[bytes]) -> None:
     with pytest.raises(ProtocolError):
         decode_deliveries(body, blobs)
+
+
+def test_blobs_travel_packed_in_two_frames_whatever_their_number() -> None:
+    from gortms.protocol import pack_blobs, unpack_blobs
+    blobs = [b"", b"a", b"xyz" * 1000, bytes(range(256))]
+    frames = pack_blobs(blobs)
+    assert len(frames) == 2
+    assert unpack_blobs(frames) == blobs
+    assert pack_blobs([]) == [] and unpack_blobs([]) == []
+    request = encode_request(b"7", Op.PUBLISH, 1, {}, blobs)
+    assert len(request) == 7
+    assert decode_request(request)[4] == blobs
+
+
+@pytest.mark.parametrize("frames", [[b"\x00\x00\x00\x05", b"abc"], [b"\x00\x00", b""],
+                                    [b"\x00\x00\x00\x01"], [b"", b"", b""]])
+def test_blob_frames_that_do_not_add_up_are_a_protocol_error(frames) -> None:
+    from gortms.protocol import unpack_blobs
+    with pytest.raises(ProtocolError):
+        unpack_blobs(frames)
