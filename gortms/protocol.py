@@ -1,14 +1,14 @@
 """The gateway <-> shard wire format, sans I/O: operations, frames, stored-message records.
 
 Requests travel DEALER -> ROUTER as multipart frames
-    [PROTOCOL_VERSION, request id, op, deadline (epoch ms, ASCII), body (orjson), *blobs]
+    [b"G1 <request id> <op> <deadline, epoch ms>", body (orjson), *blobs]
 and replies come back as
-    [PROTOCOL_VERSION, request id, status, body (orjson), *blobs]
+    [b"G1 <request id> <status>", body (orjson), *blobs]
 where status is b"ok" or an error code from `gortms.errors` (the body then holds
 {"error", "message"}). Blobs carry message records without a JSON round trip, packed into
 two frames whatever their number: their sizes (big-endian uint32 each) and their bytes end to
-end. One frame per record would cost a Python-level send and receive per message, which was
-most of a 1,000-message batch's time.
+end. Few frames on purpose: pyzmq pays a Python-level send and receive per frame, which was
+most of a 1,000-message batch's time when every record had a frame of its own.
 
 Events go out on each shard's PUB socket as [topic, body]: topic b"c" for catalog changes
 (a domain or queue was created or deleted), so that gateways drop what they cached.
@@ -68,6 +68,7 @@ class Op(StrEnum):
 
 
 _OPS_BY_WIRE = {op.value.encode(): op for op in Op}
+_WIRE_OF_OP = {op: wire for wire, op in _OPS_BY_WIRE.items()}
 
 
 class ProtocolError(ValueError):
@@ -104,25 +105,33 @@ def unpack_blobs(frames: Sequence[bytes]) -> list[bytes]:
 
 def encode_request(rid: bytes, op: Op, deadline_ms: int, body: dict[str, Any],
                    blobs: Sequence[bytes] = ()) -> list[bytes]:
-    return [PROTOCOL_VERSION, rid, op.value.encode(), b"%d" % deadline_ms, orjson.dumps(body),
-            *pack_blobs(blobs)]
+    return [b"%s %s %s %d" % (PROTOCOL_VERSION, rid, _WIRE_OF_OP[op], deadline_ms),
+            orjson.dumps(body), *pack_blobs(blobs)]
+
+
+def _head(frames: Sequence[bytes], parts: int) -> list[bytes]:
+    if len(frames) < 2:
+        raise ProtocolError("not a GoRTMS message (too few frames)")
+    head = bytes(frames[0]).split(b" ")
+    if len(head) != parts or head[0] != PROTOCOL_VERSION:
+        raise ProtocolError("not a GoRTMS message (version or header)")
+    return head
 
 
 def decode_request(frames: Sequence[bytes]) -> tuple[bytes, Op, int, dict[str, Any], list[bytes]]:
     """Frames (identity already removed) -> (request id, op, deadline ms, body, blobs)."""
-    if len(frames) < 5 or frames[0] != PROTOCOL_VERSION:
-        raise ProtocolError("not a GoRTMS request (version or frame count)")
-    op = _OPS_BY_WIRE.get(bytes(frames[2]))
+    _, rid, op_wire, deadline = _head(frames, 4)
+    op = _OPS_BY_WIRE.get(op_wire)
     if op is None:
-        raise ProtocolError(f"unknown op {bytes(frames[2])!r}")
+        raise ProtocolError(f"unknown op {op_wire!r}")
     try:
-        body = orjson.loads(frames[4])
-        deadline_ms = int(frames[3])
+        body = orjson.loads(frames[1])
+        deadline_ms = int(deadline)
     except ValueError as exc:
         raise ProtocolError("malformed request body or deadline") from exc
     if not isinstance(body, dict):
         raise ProtocolError("request body must be an object")
-    return bytes(frames[1]), op, deadline_ms, body, unpack_blobs(frames[5:])
+    return rid, op, deadline_ms, body, unpack_blobs(frames[2:])
 
 
 # --- replies ----------------------------------------------------------------------------------
@@ -131,26 +140,28 @@ def decode_request(frames: Sequence[bytes]) -> tuple[bytes, Op, int, dict[str, A
 def encode_reply(rid: bytes, body: dict[str, Any] | bytes, blobs: Sequence[bytes] = ()
                  ) -> list[bytes]:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
-    return [PROTOCOL_VERSION, rid, STATUS_OK, data, *pack_blobs(blobs)]
+    return [b"%s %s %s" % (PROTOCOL_VERSION, rid, STATUS_OK), data, *pack_blobs(blobs)]
 
 
 def encode_error(rid: bytes, error: GortmsError) -> list[bytes]:
-    return [PROTOCOL_VERSION, rid, error.code.encode(), orjson.dumps(error.to_wire())]
+    return [b"%s %s %s" % (PROTOCOL_VERSION, rid, error.code.encode()),
+            orjson.dumps(error.to_wire())]
 
 
 def reply_id(frames: Sequence[bytes]) -> bytes | None:
-    if len(frames) < 4 or frames[0] != PROTOCOL_VERSION:
+    try:
+        return _head(frames, 3)[1]
+    except ProtocolError:
         return None
-    return bytes(frames[1])
 
 
 def decode_reply(frames: Sequence[bytes]) -> tuple[dict[str, Any], list[bytes]]:
     """A reply's body and blobs; an error status is raised as its GortmsError class."""
-    status = bytes(frames[2])
-    body = orjson.loads(frames[3])
+    _, _, status = _head(frames, 3)
+    body = orjson.loads(frames[1])
     if status != STATUS_OK:
         raise error_for(status.decode(errors="replace"), str(body.get("message", "")))
-    return body, unpack_blobs(frames[4:])
+    return body, unpack_blobs(frames[2:])
 
 
 # --- stored message records -------------------------------------------------------------------

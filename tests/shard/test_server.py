@@ -13,7 +13,8 @@ import zmq
 import zmq.asyncio
 
 from gortms.errors import GortmsError
-from gortms.protocol import Op, decode_deliveries, decode_reply, encode_message, encode_request
+from gortms.protocol import (Op, decode_deliveries, decode_reply, encode_message, encode_request,
+                             reply_id)
 from shard.memory import MemoryStore
 from shard.server import ShardServer
 from shard.state import Limits, ShardState
@@ -46,7 +47,7 @@ class Client:
         async with asyncio.timeout(timeout_s):
             while len(got) < count:
                 frames = await self.sock.recv_multipart()
-                got[frames[1]] = frames
+                got[reply_id(frames)] = frames
         return got
 
     async def call(self, op: Op, body: dict[str, Any], blobs: list[bytes] = ()) -> Any:
