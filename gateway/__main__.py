@@ -6,7 +6,6 @@ a worker whose loop is stuck stops beating and is replaced.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -17,9 +16,7 @@ from typing import Any
 import uvicorn
 
 from gortms.datadir import Layout
-from gortms.errors import ConfigError
-from gortms.lifecycle import die_with_parent, read_settings_fd
-from gortms.logs import configure_logging
+from gortms.lifecycle import child_parser, start_child
 from gateway.app import create_app
 from gateway.shards import ZmqShards
 
@@ -72,21 +69,13 @@ def heartbeat(fd: int) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateway")
+    parser = child_parser("gateway")
     parser.add_argument("--worker", type=int, required=True)
     parser.add_argument("--shards", type=int, required=True)
-    parser.add_argument("--settings-fd", type=int, required=True)
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--heartbeat-fd", type=int, required=True)
-    parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args(argv)
-    die_with_parent(args.parent_pid)
-    try:
-        settings = read_settings_fd(args.settings_fd)
-    except ConfigError as exc:
-        print(f"gateway {args.worker}: bad settings: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.general.log_level, f"gateway-{args.worker}")
+    settings = start_child(args, f"gateway-{args.worker}")
     layout = Layout(settings.data_dir)
     shards = ZmqShards([layout.endpoints(i) for i in range(args.shards)],
                        settings.gateway.request_timeout, settings.gateway.max_in_flight)

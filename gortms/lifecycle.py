@@ -1,12 +1,17 @@
-"""What every child process does at start: die with its parent, and read its settings."""
+"""What every child process does at start: parse its arguments, die with its parent, read its
+settings from the supervisor and set up logging."""
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import os
 import signal
+import sys
 
 from gortms.config import Settings, settings_from_json
+from gortms.errors import ConfigError
+from gortms.logs import configure_logging
 
 _PR_SET_PDEATHSIG = 1
 
@@ -29,3 +34,23 @@ def read_settings_fd(fd: int) -> Settings:
         while chunk := pipe.read(65536):
             chunks.append(chunk)
     return settings_from_json(b"".join(chunks))
+
+
+def child_parser(module: str) -> argparse.ArgumentParser:
+    """Arguments every child takes; a child adds its own."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
+    parser.add_argument("--settings-fd", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
+    return parser
+
+
+def start_child(args: argparse.Namespace, name: str) -> Settings:
+    """Tie this process to the supervisor and take its settings; bad settings exit 2."""
+    die_with_parent(args.parent_pid)
+    try:
+        settings = read_settings_fd(args.settings_fd)
+    except ConfigError as exc:
+        print(f"{name}: bad settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    configure_logging(settings.general.log_level, name)
+    return settings

@@ -5,16 +5,14 @@ Exit codes: 0 stopped cleanly, 2 bad arguments or settings, 70 storage failure.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
 import uvloop
 
 from gortms.datadir import Layout
-from gortms.errors import ConfigError, GortmsError
-from gortms.lifecycle import die_with_parent, read_settings_fd
-from gortms.logs import configure_logging
+from gortms.errors import GortmsError
+from gortms.lifecycle import child_parser, start_child
 from shard import loader
 from shard.rocks import RocksStore
 from shard.server import ShardServer
@@ -24,18 +22,10 @@ log = logging.getLogger("shard")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shard")
+    parser = child_parser("shard")
     parser.add_argument("--index", type=int, required=True)
-    parser.add_argument("--settings-fd", type=int, required=True)
-    parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args(argv)
-    die_with_parent(args.parent_pid)
-    try:
-        settings = read_settings_fd(args.settings_fd)
-    except ConfigError as exc:
-        print(f"shard {args.index}: bad settings: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.general.log_level, f"shard-{args.index}")
+    settings = start_child(args, f"shard-{args.index}")
     layout = Layout(settings.data_dir)
     limits = Limits(sync=settings.storage.sync,
                     dedup_window_ms=int(settings.storage.dedup_window * 1000),
