@@ -33,7 +33,7 @@ from shard.state import ShardState
 log = logging.getLogger(__name__)
 
 MAX_TURN_REQUESTS = 4096  # requests drained into one turn
-MAX_TURN_FRAMES = 65536  # ... and frames (a batch publish carries one per message)
+MAX_TURN_BYTES = 32 * 1024 * 1024  # ... and bytes: bounds one WriteBatch and its latency
 TICK_S = 0.05  # ack deadlines and nack delays are checked this often
 SWEEP_EVERY_TICKS = 20  # idempotency keys and group TTLs, about once a second
 MAX_FETCH = 10_000
@@ -106,15 +106,15 @@ class ShardServer:
         if self.stopping.is_set():
             return
         messages = []
-        frames = 0
+        size = 0
         recv = self.router.recv_multipart
-        while len(messages) < MAX_TURN_REQUESTS and frames < MAX_TURN_FRAMES:
+        while len(messages) < MAX_TURN_REQUESTS and size < MAX_TURN_BYTES:
             try:
                 message = recv(zmq.NOBLOCK)
             except zmq.Again:
                 break
             messages.append(message)
-            frames += len(message)
+            size += sum(map(len, message))
         if messages:
             self._process(messages)
         self._check_readable()
