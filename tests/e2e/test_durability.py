@@ -11,6 +11,7 @@ import uuid
 import httpx2
 import pytest
 
+from gortms.partition import shard_for
 from tests.conftest import Broker
 
 pytestmark = pytest.mark.slow
@@ -106,18 +107,34 @@ def wait_healthy(broker: Broker, after: int) -> None:
     raise AssertionError("the broker never became healthy again")
 
 
-def test_publishes_survive_sigkill_of_a_shard_under_load(broker_factory):
+def test_publishes_acks_and_positions_survive_sigkill_of_a_shard_under_load(broker_factory):
     broker = broker_factory()
     with broker.client() as client:
         setup_domain(client)
-    with Publishers(broker, "durable") as publishers:
+        queue = next(q for q in QUEUES if shard_for("durable", q, 2) == 0)
+        base = f"/api/domains/durable/queues/{queue}"
+        client.post(f"{base}/consumer-groups", json={"groupId": "worker"})
+        client.post(f"{base}/consumer-groups", json={"groupId": "replayed"})
+    with Publishers(broker, "durable") as publishers, broker.client() as client:
         publishers.wait_for(300)
+        delivered = client.get(f"{base}/consumer-groups/worker/messages",
+                               params={"count": 10}).json()["messages"]
+        acked_ids = [m["id"] for m in delivered[:6]]
+        assert client.post(f"{base}/consumer-groups/worker/ack",
+                           json={"ids": acked_ids}).json()["acked"] == 6
+        assert client.put(f"{base}/consumer-groups/replayed",
+                          json={"position": 5}).status_code == 200
         mark = len(broker.lines)
         os.kill(broker.shard_pid(0), signal.SIGKILL)
         wait_healthy(broker, mark)
         publishers.wait_for(300)
     with broker.client() as client:
+        assert client.get(f"{base}/consumer-groups/replayed").json()["position"] == 5
+        after = client.get(f"{base}/consumer-groups/worker/messages",
+                           params={"count": 1000}).json()["messages"]
         stored = read_everything(client, "durable", "audit")
+    assert not set(acked_ids) & {m["id"] for m in after}  # acks survived
+    assert [m["id"] for m in after[:4]] == [m["id"] for m in delivered[6:]]  # due again first
     assert publishers.acknowledged <= set(stored)
     assert len(stored) == len(set(stored))  # no position was reused or duplicated
     assert "exited with signal SIGKILL" in broker.output()
