@@ -29,20 +29,17 @@ class Gateway:
     def owner(self, domain: str, queue: str) -> int:
         return shard_for(domain, queue, self.shards.count)
 
-    async def queue_call(self, domain: str, queue: str, op: Op, extra: dict[str, Any],
-                         blobs: Sequence[bytes] = (), timeout_s: float | None = None
-                         ) -> tuple[Domain, Reply]:
-        """Call the owner shard of `domain/queue`, naming the domain's current incarnation."""
-        record = await self.catalog.domain(domain)
-        body = {"domain": domain, "queue": queue, "epoch": record.epoch, **extra}
-        reply = await self.shards.call(self.owner(domain, queue), op, body, blobs, timeout_s)
-        return record, reply
+    def start_queue_call(self, record: Domain, queue: str, op: Op, extra: dict[str, Any],
+                         blobs: Sequence[bytes] = (), timeout_s: float | None = None) -> Call:
+        """Send to the owner shard of `record.name/queue`, naming the domain's incarnation."""
+        body = {"domain": record.name, "queue": queue, "epoch": record.epoch, **extra}
+        return self.shards.start_call(self.owner(record.name, queue), op, body, blobs,
+                                      timeout_s)
 
-    async def start_queue_call(self, domain: str, queue: str, op: Op, extra: dict[str, Any],
-                               timeout_s: float) -> Call:
+    async def queue_call(self, domain: str, queue: str, op: Op, extra: dict[str, Any],
+                         timeout_s: float | None = None) -> Reply:
         record = await self.catalog.domain(domain)
-        body = {"domain": domain, "queue": queue, "epoch": record.epoch, **extra}
-        return self.shards.start_call(self.owner(domain, queue), op, body, (), timeout_s)
+        return await self.start_queue_call(record, queue, op, extra, (), timeout_s).reply()
 
 
 def new_message_ids(count: int) -> list[str]:

@@ -106,7 +106,7 @@ class DomainsApi:
 
     async def _create_queue(self, domain: str, queue: str, config: QueueConfig
                             ) -> dict[str, Any]:
-        _, (info, _) = await self.gw.queue_call(domain, queue, Op.QUEUE_CREATE,
+        info, _ = await self.gw.queue_call(domain, queue, Op.QUEUE_CREATE,
                                                 {"config": config.to_wire()})
         return info
 
@@ -135,7 +135,7 @@ class DomainsApi:
     async def get_queue(self, request: Request) -> Response:
         domain = path_name(request, "domain", "domain")
         queue = path_name(request, "queue", "queue")
-        _, (info, _) = await self.gw.queue_call(domain, queue, Op.QUEUE_GET, {})
+        info, _ = await self.gw.queue_call(domain, queue, Op.QUEUE_GET, {})
         return json_response(info)
 
     async def delete_queue(self, request: Request) -> Response:

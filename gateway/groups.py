@@ -30,21 +30,21 @@ class GroupsApi:
                           ) -> dict[str, Any]:
         domain, queue = self._where(request)
         group = path_name(request, "group", "group")
-        _, (body, _) = await self.gw.queue_call(domain, queue, op, {"group": group, **extra})
+        body, _ = await self.gw.queue_call(domain, queue, op, {"group": group, **extra})
         return body
 
     async def create(self, request: Request) -> Response:
         domain, queue = self._where(request)
         body = await read_object(request, self.gw.max_body)
         spec = GroupSpec.from_wire(body)
-        _, (reply, _) = await self.gw.queue_call(domain, queue, Op.GROUP_CREATE,
+        reply, _ = await self.gw.queue_call(domain, queue, Op.GROUP_CREATE,
                                                  {"spec": spec.to_wire()})
         status = 201 if reply["created"] else 200
         return json_response({"status": "success", **reply["group"]}, status)
 
     async def list_for_queue(self, request: Request) -> Response:
         domain, queue = self._where(request)
-        _, (reply, _) = await self.gw.queue_call(domain, queue, Op.GROUP_LIST, {})
+        reply, _ = await self.gw.queue_call(domain, queue, Op.GROUP_LIST, {})
         return json_response(reply)
 
     async def list_all(self, request: Request) -> Response:

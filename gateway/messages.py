@@ -17,6 +17,7 @@ from starlette.responses import Response
 from gortms.errors import GortmsError, InvalidJson, InvalidParameter, SchemaViolation
 from gortms.models import check_message_id, fold_keys, format_ts
 from gortms.protocol import Op, decode_deliveries, encode_message, record_suffix, record_ts
+from gateway.catalog import Domain
 from gateway.context import Gateway, new_message_ids
 from gateway.params import parse_json, path_name, query_int, query_name, query_seconds, read_body
 from gateway.responses import json_response
@@ -101,12 +102,7 @@ class MessagesApi:
         message_id = headers.get("x-message-id") or payload_id(payload) or new_message_ids(1)[0]
         check_message_id(message_id, "the message id")
         blob = encode_message(message_id, message_headers(headers), data)
-        body: dict[str, Any] = {"domain": domain, "queue": queue, "epoch": record.epoch}
-        key = idempotency_key(headers)
-        if key is not None:
-            body["key"] = key
-        reply, _ = await self.gw.shards.call(self.gw.owner(domain, queue), Op.PUBLISH, body,
-                                             [blob])
+        reply = await self._publish(record, queue, [blob], headers)
         if reply.get("duplicate"):
             original = reply["original"]
             return json_response({"status": "success", "messageId": original["messageIds"][0],
@@ -133,12 +129,7 @@ class MessagesApi:
                                    "batch an \"id\" field instead")
         record = await self.gw.catalog.domain(domain)
         blobs, ids = self._batch_records(messages, record.validate, request.headers)
-        body: dict[str, Any] = {"domain": domain, "queue": queue, "epoch": record.epoch}
-        key = idempotency_key(request.headers)
-        if key is not None:
-            body["key"] = key
-        reply, _ = await self.gw.shards.call(self.gw.owner(domain, queue), Op.PUBLISH, body,
-                                             blobs)
+        reply = await self._publish(record, queue, blobs, request.headers)
         if reply.get("duplicate"):
             original = reply["original"]
             return json_response({"status": "success", "count": original["count"],
@@ -147,6 +138,15 @@ class MessagesApi:
                                   "duplicate": True})
         return json_response({"status": "success", "count": len(ids), "messageIds": ids,
                               "firstPosition": reply["firstPosition"]}, 201)
+
+    async def _publish(self, record: Domain, queue: str, blobs: list[bytes],
+                       headers: Mapping[str, str]) -> dict[str, Any]:
+        """Send records to the owner shard; {"duplicate": true, "original"} on a repeat."""
+        key = idempotency_key(headers)
+        extra = {} if key is None else {"key": key}
+        reply, _ = await self.gw.start_queue_call(record, queue, Op.PUBLISH, extra,
+                                                  blobs).reply()
+        return reply
 
     @staticmethod
     def _batch_records(messages: list[Any], validate: Any, headers: Mapping[str, str]
@@ -192,7 +192,8 @@ class MessagesApi:
         fetch = {"group": group, "consumer": consumer, "max": max_count,
                  "timeoutMs": int(timeout * 1000), "create": create}
         deadline = timeout + self.gw.settings.gateway.request_timeout
-        call = await self.gw.start_queue_call(domain, queue, Op.FETCH, fetch, deadline)
+        record = await self.gw.catalog.domain(domain)
+        call = self.gw.start_queue_call(record, queue, Op.FETCH, fetch, (), deadline)
         if timeout > 0:
             body, blobs = await self._long_poll(request, call)
         else:
