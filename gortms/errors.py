@@ -147,17 +147,18 @@ class ConfigError(GortmsError):
         self.problems = problems
 
 
-def _registry() -> dict[str, type[GortmsError]]:
-    found: dict[str, type[GortmsError]] = {}
+def error_classes() -> list[type[GortmsError]]:
+    """GortmsError and every subclass, walked from the root."""
+    found: list[type[GortmsError]] = []
     pending: list[type[GortmsError]] = [GortmsError]
     while pending:
         cls = pending.pop()
-        found[cls.code] = cls
+        found.append(cls)
         pending.extend(cls.__subclasses__())
     return found
 
 
-_BY_CODE = _registry()
+_BY_CODE = {cls.code: cls for cls in error_classes()}
 
 
 def error_for(code: str, message: str) -> GortmsError:

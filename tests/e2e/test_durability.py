@@ -107,34 +107,55 @@ def wait_healthy(broker: Broker, after: int) -> None:
     raise AssertionError("the broker never became healthy again")
 
 
+class GroupWork:
+    """Before the kill: a group with some deliveries acked and some not, and a replayed group.
+    After it: what was acknowledged must have survived, and nothing else."""
+
+    REPLAY_TO = 5
+
+    def __init__(self, client: httpx2.Client, base: str) -> None:
+        self.base = base
+        client.post(f"{base}/consumer-groups", json={"groupId": "worker"})
+        client.post(f"{base}/consumer-groups", json={"groupId": "replayed"})
+
+    def settle_some(self, client: httpx2.Client) -> None:
+        delivered = client.get(f"{self.base}/consumer-groups/worker/messages",
+                               params={"count": 20}).json()["messages"]
+        assert len(delivered) == 20
+        self.acked_ids = [m["id"] for m in delivered[:15]]
+        self.unacked_ids = [m["id"] for m in delivered[15:]]
+        assert client.post(f"{self.base}/consumer-groups/worker/ack",
+                           json={"ids": self.acked_ids}).json()["acked"] == 15
+        assert client.put(f"{self.base}/consumer-groups/replayed",
+                          json={"position": self.REPLAY_TO}).status_code == 200
+
+    def check_survived(self, client: httpx2.Client) -> None:
+        replayed = client.get(f"{self.base}/consumer-groups/replayed").json()
+        assert replayed["position"] == self.REPLAY_TO
+        redelivered = client.get(f"{self.base}/consumer-groups/worker/messages",
+                                 params={"count": 1000}).json()["messages"]
+        ids = [m["id"] for m in redelivered]
+        assert not set(self.acked_ids) & set(ids)  # acks survived
+        assert ids[:len(self.unacked_ids)] == self.unacked_ids  # pending ones are due first
+        assert all(m["deliveryCount"] == 2 for m in redelivered[:len(self.unacked_ids)])
+
+
 def test_publishes_acks_and_positions_survive_sigkill_of_a_shard_under_load(broker_factory):
     broker = broker_factory()
     with broker.client() as client:
         setup_domain(client)
         queue = next(q for q in QUEUES if shard_for("durable", q, 2) == 0)
-        base = f"/api/domains/durable/queues/{queue}"
-        client.post(f"{base}/consumer-groups", json={"groupId": "worker"})
-        client.post(f"{base}/consumer-groups", json={"groupId": "replayed"})
+        work = GroupWork(client, f"/api/domains/durable/queues/{queue}")
     with Publishers(broker, "durable") as publishers, broker.client() as client:
         publishers.wait_for(300)
-        delivered = client.get(f"{base}/consumer-groups/worker/messages",
-                               params={"count": 10}).json()["messages"]
-        acked_ids = [m["id"] for m in delivered[:6]]
-        assert client.post(f"{base}/consumer-groups/worker/ack",
-                           json={"ids": acked_ids}).json()["acked"] == 6
-        assert client.put(f"{base}/consumer-groups/replayed",
-                          json={"position": 5}).status_code == 200
+        work.settle_some(client)
         mark = len(broker.lines)
         os.kill(broker.shard_pid(0), signal.SIGKILL)
         wait_healthy(broker, mark)
         publishers.wait_for(300)
     with broker.client() as client:
-        assert client.get(f"{base}/consumer-groups/replayed").json()["position"] == 5
-        after = client.get(f"{base}/consumer-groups/worker/messages",
-                           params={"count": 1000}).json()["messages"]
+        work.check_survived(client)
         stored = read_everything(client, "durable", "audit")
-    assert not set(acked_ids) & {m["id"] for m in after}  # acks survived
-    assert [m["id"] for m in after[:4]] == [m["id"] for m in delivered[6:]]  # due again first
     assert publishers.acknowledged <= set(stored)
     assert len(stored) == len(set(stored))  # no position was reused or duplicated
     assert "exited with signal SIGKILL" in broker.output()
@@ -144,35 +165,20 @@ def test_publishes_acks_and_positions_survive_sigkill_of_the_whole_tree(broker_f
                                                                         tmp_path):
     data_dir = tmp_path / "data"
     broker = broker_factory(data_dir)
-    base = "/api/domains/durable/queues/q0"
     with broker.client() as client:
         setup_domain(client)
-        client.post(f"{base}/consumer-groups", json={"groupId": "worker"})
-        client.post(f"{base}/consumer-groups", json={"groupId": "replayed"})
+        work = GroupWork(client, "/api/domains/durable/queues/q0")
     with Publishers(broker, "durable") as publishers, broker.client() as client:
         publishers.wait_for(200)
-        delivered = client.get(f"{base}/consumer-groups/worker/messages",
-                               params={"count": 20}).json()["messages"]
-        acked_ids = [m["id"] for m in delivered[:15]]
-        unacked_ids = [m["id"] for m in delivered[15:]]
-        assert client.post(f"{base}/consumer-groups/worker/ack",
-                           json={"ids": acked_ids}).json()["acked"] == 15
-        assert client.put(f"{base}/consumer-groups/replayed",
-                          json={"position": 3}).status_code == 200
+        work.settle_some(client)
         publishers.wait_for(100)
         broker.kill_tree()
     assert broker.process.returncode == -signal.SIGKILL, broker.output()
 
     again = broker_factory(data_dir)
     with again.client() as client:
-        assert client.get(f"{base}/consumer-groups/replayed").json()["position"] == 3
-        redelivered = client.get(f"{base}/consumer-groups/worker/messages",
-                                 params={"count": 1000}).json()["messages"]
+        work.check_survived(client)
         stored = read_everything(client, "durable", "audit")
-    redelivered_ids = [m["id"] for m in redelivered]
-    assert not set(acked_ids) & set(redelivered_ids)  # acks survived
-    assert redelivered_ids[:len(unacked_ids)] == unacked_ids  # pending ones are due first
-    assert all(m["deliveryCount"] == 2 for m in redelivered[:len(unacked_ids)])
     assert publishers.acknowledged <= set(stored)
     assert len(stored) == len(set(stored))
 

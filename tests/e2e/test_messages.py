@@ -223,3 +223,35 @@ def test_non_persistent_queue_accepts_and_delivers(api):
     api.post(f"{queue}/messages", json={"fast": True})
     api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
     assert [m["payload"] for m in consume(api, queue, "g")] == [{"fast": True}]
+
+
+def test_a_long_poll_whose_client_leaves_is_cancelled_on_the_shard(api, shared_broker):
+    import socket
+    from urllib.parse import urlsplit
+    queue = make_queue(api)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
+    url = urlsplit(shared_broker.url)
+    client = socket.create_connection((url.hostname, url.port), timeout=10)
+    client.sendall(f"GET {queue}/consumer-groups/g/messages?timeout=60 HTTP/1.1\r\n"
+                   f"Host: {url.netloc}\r\n\r\n".encode())
+
+    def waiting() -> int:
+        return api.get(f"{queue}/consumer-groups/g").json()["waiting"]
+
+    for _ in range(500):
+        if waiting() == 1:
+            break
+        time.sleep(0.01)
+    assert waiting() == 1
+    client.close()  # the client goes away long before its 60 s
+    for _ in range(500):
+        if waiting() == 0:
+            break
+        time.sleep(0.01)
+    assert waiting() == 0  # the gateway told the shard: nothing is parked for nobody
+    api.post(f"{queue}/messages", json={"after": "leaving"})
+    assert group_pending(api, queue) == 0  # and the message was not handed to the dead poll
+
+
+def group_pending(api: httpx2.Client, queue: str) -> int:
+    return api.get(f"{queue}/consumer-groups/g").json()["pending"]

@@ -8,21 +8,12 @@ import pytest
 
 import gortms.errors as errors
 from gortms.errors import (BadRequest, ConfigError, Conflict, GortmsError, NotFound,
-                           ShardUnavailable, TooManyRequests, TooManyWaiters, error_for)
+                           ShardUnavailable, TooManyRequests, TooManyWaiters, error_classes,
+                           error_for)
 
 
-def _tree() -> list[type[GortmsError]]:
-    """Every class of the tree defined in gortms.errors (other modules may add their own)."""
-    found, pending = [], [GortmsError]
-    while pending:
-        cls = pending.pop()
-        if cls.__module__ == "gortms.errors":
-            found.append(cls)
-        pending.extend(cls.__subclasses__())
-    return found
-
-
-TREE = _tree()
+# The tree of gortms.errors (a test elsewhere may add subclasses of its own).
+TREE = [cls for cls in error_classes() if cls.__module__ == "gortms.errors"]
 DRAWN = re.compile(r"^(?P<indent>[\s│├└─]*?)(?P<name>[A-Z]\w+) "
                    r"\((?P<code>\w+)(?:, (?P<status>\d{3}))?")
 

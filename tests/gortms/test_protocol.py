@@ -15,13 +15,7 @@ from gortms.protocol import (PROTOCOL_VERSION, STATUS_OK, Op, ProtocolError, dec
 
 
 def _error_classes() -> list[type[GortmsError]]:
-    found, pending = [], [GortmsError]
-    while pending:
-        cls = pending.pop()
-        if cls.__module__ == "gortms.errors":
-            found.append(cls)
-        pending.extend(cls.__subclasses__())
-    return found
+    return [cls for cls in errors.error_classes() if cls.__module__ == "gortms.errors"]
 
 
 def _good_request() -> list[bytes]:
