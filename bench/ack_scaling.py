@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import httpx
+import httpx2 as httpx
 
-from harness import DOMAIN, QUEUE, Broker, fail, log, machine_line, payload, source_tree
+from harness import DOMAIN, QUEUE, BenchBroker, fail, log, machine_line, payload, source_tree
 
 GROUP = "g"
 BATCH = 1000
@@ -47,7 +47,7 @@ def main() -> None:
     src, code = source_tree(args.commit)
     log(f"machine: {machine_line()}")
     log(f"code: {code}")
-    broker = Broker.start(workers=1, shards=2, src=src)
+    broker = BenchBroker(workers=1, shards=2, src=src)
     try:
         broker.setup_queue(group=GROUP)
         base = f"/api/domains/{DOMAIN}/queues/{QUEUE}"

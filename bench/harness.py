@@ -1,8 +1,8 @@
 """What every benchmark shares: a throw-away broker, CPU accounting, py-spy, medians.
 
-`Broker.start()` runs `gortms serve` from this checkout's .venv in a fresh temp dir on a free
-port (2 shards, storage.sync on unless told otherwise), waits for its "GoRTMS started
-successfully" line, and `stop()` ends it with SIGTERM and checks it exits 0. `CpuMeter`
+`BenchBroker` runs `gortms serve` through the tests' own harness (`tests.broker`) from this
+checkout's .venv in a fresh temp dir on a free port (2 shards, storage.sync on unless told
+otherwise), and `stop()` ends it with SIGTERM and checks it exits 0. `CpuMeter`
 turns psutil CPU times of the broker's processes (and the load generator) into CPU% over a
 measured interval, so a report can say which process saturates. `Profiler` runs
 `py-spy record` on the gateway and shard processes during a run and summarises the hottest
@@ -23,20 +23,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import httpx
-import orjson
+import httpx2
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.broker, the one broker harness
+
+from tests.broker import start_broker  # noqa: E402
+
 PYTHON = ROOT / ".venv" / "bin" / "python"
-STARTUP_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 60.0
 DOMAIN = "bench"
 QUEUE = "q"
 MAX_SIZE = 100_000_000
@@ -97,131 +96,64 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 # --- the broker ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Broker:
-    process: subprocess.Popen[str]
-    data_dir: Path
-    url: str = ""
-    lines: list[str] = field(default_factory=list)
-    _cond: threading.Condition = field(default_factory=threading.Condition)
+class BenchBroker:
+    """`tests.broker`'s broker (the tests' harness), in a short temp dir, for one run."""
 
-    @classmethod
-    def start(cls, workers: int = 1, shards: int = 2, sync: bool = True, src: Path = ROOT,
-              extra_env: dict[str, str] | None = None) -> "Broker":
-        """`src`: the source tree to run (this checkout, or a snapshot of a commit)."""
+    def __init__(self, workers: int = 1, shards: int = 2, sync: bool = True, src: Path = ROOT,
+                 extra_env: dict[str, str] | None = None) -> None:
         # A short path: shard endpoints are ipc:// sockets under it (~100-byte limit).
-        data_dir = Path(tempfile.mkdtemp(prefix="gb-", dir="/tmp"))
-        env = {**os.environ,
-               "GORTMS_HTTP_PORT": "0",
-               "GORTMS_SHARDS_COUNT": str(shards),
-               "GORTMS_GATEWAY_WORKERS": str(workers),
-               "GORTMS_GENERAL_DATADIR": str(data_dir),
-               "GORTMS_GENERAL_LOGLEVEL": "info",  # the ready and URL lines are INFO
-               "GORTMS_STORAGE_SYNC": "true" if sync else "false",
-               **(extra_env or {})}
-        env.pop("GORTMS_CONFIG", None)
-        if src != ROOT:  # ahead of the editable install; children inherit cwd and env
-            env["PYTHONPATH"] = str(src)
-        process = subprocess.Popen([str(PYTHON), "-m", "gortms", "serve"], env=env, cwd=src,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   start_new_session=True)
-        broker = cls(process, data_dir)
-        threading.Thread(target=broker._read, daemon=True).start()
+        self.data_dir = Path(tempfile.mkdtemp(prefix="gb-", dir="/tmp"))
+        env = {"GORTMS_SHARDS_COUNT": str(shards), "GORTMS_GATEWAY_WORKERS": str(workers),
+               "GORTMS_STORAGE_SYNC": "true" if sync else "false", **(extra_env or {})}
         try:
-            broker._wait_for(r"GoRTMS started successfully")
-            broker.url = broker._wait_for(r"listening on (https?://\S+)").group(1)
-        except RuntimeError:
-            broker.stop(check=False)
-            raise
-        return broker
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def _wait_for(self, pattern: str) -> re.Match[str]:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        with self._cond:
-            while True:
-                for line in self.lines:
-                    if match := regex.search(line):
-                        return match
-                left = deadline - time.monotonic()
-                if left <= 0 or self.process.poll() is not None:
-                    raise RuntimeError(f"broker not ready ({pattern!r}):\n" + self.output())
-                self._cond.wait(min(left, 0.5))
-
-    def output(self) -> str:
-        with self._cond:
-            return "\n".join(self.lines[-60:])
-
-    def state(self) -> dict:
-        return orjson.loads((self.data_dir / "run" / "state.json").read_bytes())
+            self.broker = start_broker(self.data_dir, src=src, python=str(PYTHON), **env)
+        except AssertionError as exc:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise RuntimeError(str(exc)) from None
+        self.url = self.broker.url
 
     def pids(self) -> dict[str, int]:
-        """{"gateway-0": pid, "shard-0": pid, ..., "supervisor": pid}."""
-        state = self.state()
-        found = {"supervisor": state["pid"]}
-        for child in state["shards"] + state["gateways"]:
-            found[f"{child['role']}-{child['index']}"] = child["pid"]
-        return found
+        return self.broker.pids()
 
     def restarts(self) -> int:
-        state = self.state()
-        return sum(c.get("restarts", 0) for c in state["shards"] + state["gateways"])
+        return self.broker.restarts()
+
+    def output(self) -> str:
+        return self.broker.output(60)
 
     def stop(self, check: bool = True) -> int:
         """SIGTERM and wait; the data dir is removed. A non-zero exit is an error."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
         try:
-            code = self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self._kill_tree()
+            code = self.broker.stop()
+        except AssertionError:
             code = -9
         shutil.rmtree(self.data_dir, ignore_errors=True)
         if check and code != 0:
             raise RuntimeError(f"broker exited with {code}:\n{self.output()}")
         return code
 
-    def _kill_tree(self) -> None:
-        try:
-            procs = psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            procs = []
-        for proc in procs:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        self.process.kill()
-        self.process.wait(10)
-
-    def setup_queue(self, group: str | None = None) -> None:
+    def setup_queue(self, group: str | None = None, queue: str = QUEUE,
+                    config: dict | None = None) -> None:
         """Domain `bench`, queue `q` (maxSize 100M) and optionally a consumer group."""
         base = f"/api/domains/{DOMAIN}/queues"
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            _expect(client.post("/api/domains", json={"name": DOMAIN}), 201)
-            _expect(client.post(base, json={"name": QUEUE, "config": {"maxSize": MAX_SIZE}}),
-                    201)
+        with httpx2.Client(base_url=self.url, timeout=30) as client:
+            response = client.post("/api/domains", json={"name": DOMAIN})
+            if response.status_code != 409:
+                _expect(response, 201)
+            _expect(client.post(base, json={"name": queue, "config": {
+                "maxSize": MAX_SIZE, **(config or {})}}), 201)
             if group is not None:
-                _expect(client.post(f"{base}/{QUEUE}/consumer-groups",
+                _expect(client.post(f"{base}/{queue}/consumer-groups",
                                     json={"groupId": group}), 201)
 
     def get(self, path: str) -> dict:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
+        with httpx2.Client(base_url=self.url, timeout=30) as client:
             response = client.get(path)
             _expect(response, 200)
             return response.json()
 
 
-def _expect(response: httpx.Response, status: int) -> None:
+def _expect(response: httpx2.Response, status: int) -> None:
     if response.status_code != status:
         raise RuntimeError(f"{response.request.method} {response.request.url} -> "
                            f"{response.status_code} {response.text}")
