@@ -219,7 +219,8 @@ def format_cpu(cpu: dict[str, float]) -> str:
 
 
 def find_py_spy() -> str | None:
-    for candidate in (os.environ.get("PY_SPY"), "/tmp/venv/bin/py-spy", shutil.which("py-spy")):
+    for candidate in (os.environ.get("PY_SPY"), str(PYTHON.parent / "py-spy"),
+                      shutil.which("py-spy")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gortms.partition import CATALOG_SHARD
-from gortms.protocol import Op
+from gortms.protocol import CatalogEvent, DomainGet, DomainRecord
 from gortms.schema import Validator, compile_schema
 from gateway.shards import Shards
 
@@ -51,8 +51,7 @@ class Catalog:
         self._loading[name] = future
         generation = self._generation
         try:
-            body, _ = await self._shards.call(CATALOG_SHARD, Op.DOMAIN_GET, {"name": name})
-            domain = from_record(body)
+            domain = from_record(await self._shards.call(CATALOG_SHARD, DomainGet(name=name)))
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # consumed here; waiters get it from shield()
@@ -72,17 +71,16 @@ class Catalog:
         self._generation += 1
         self._domains.clear()
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        if event.get("kind") == "domain":
-            self.forget(str(event.get("domain")))
+    def on_event(self, event: CatalogEvent) -> None:
+        if event.kind == "domain":
+            self.forget(event.domain)
 
     def on_reconnect(self, shard: int) -> None:
         if shard == CATALOG_SHARD:
             self.clear()
 
 
-def from_record(record: dict[str, Any]) -> Domain:
-    schema = record.get("schema")
-    return Domain(record["name"], record["epoch"], schema, compile_schema(schema),
-                  record.get("createdAt", 0))
+def from_record(record: DomainRecord) -> Domain:
+    return Domain(record.name, record.epoch, record.schema, compile_schema(record.schema),
+                  record.created_at)
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from gortms import __version__
 from gortms.errors import GortmsError
-from gortms.protocol import Op
+from gortms.protocol import Ping
 from gateway.context import Gateway
 from gateway.responses import json_response
 
@@ -22,7 +22,7 @@ class HealthApi:
 
     async def _ping(self, shard: int) -> bool:
         try:
-            await self.gw.shards.call(shard, Op.PING, {}, timeout_s=PING_TIMEOUT_S)
+            await self.gw.shards.call(shard, Ping(), timeout_s=PING_TIMEOUT_S)
         except GortmsError:
             return False
         return True

@@ -8,26 +8,37 @@ shard's records are spliced behind position, delivery count and timestamp, never
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import orjson
+from msgspec import Meta, Struct
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gortms.checks import Name, check_message_id, check_name, fields_of
 from gortms.errors import GortmsError, InvalidJson, InvalidParameter, SchemaViolation
-from gortms.models import check_message_id, fold_keys, format_ts
-from gortms.protocol import Op, decode_deliveries, encode_message, record_suffix, record_ts
+from gortms.protocol import Deliveries, Fetch, Publish, Published, deliveries_json, encode_message
 from gateway.catalog import Domain
-from gateway.context import Gateway, new_message_ids
-from gateway.params import parse_json, path_name, query_int, query_name, query_seconds, read_body
-from gateway.responses import json_response
-from gateway.shards import Call, Reply
+from gateway.context import Gateway
+from gateway.params import json_object, parse_json, path_name, query_as, read_body
+from gateway.responses import JSON, json_response
+from gateway.shards import Call
 
 HEADER_PREFIX = "x-header-"
 MAX_HEADERS = 64
 MAX_IDEMPOTENCY_KEY = 256
 MAX_FETCH = 1000
 MAX_TIMEOUT_S = 60.0
+
+
+class ConsumeQuery(Struct, kw_only=True):
+    """?count=&timeout=&consumer= (group form), or ?max=&timeout=&consumer=&group= (queue)."""
+
+    count: Annotated[int, Meta(ge=1, le=MAX_FETCH)] | None = None
+    max: Annotated[int, Meta(ge=1, le=MAX_FETCH)] | None = None
+    timeout: Annotated[float, Meta(ge=0, le=MAX_TIMEOUT_S)] = 0.0
+    consumer: Name = "default"
+    group: Name | None = None
 
 
 def message_headers(headers: Mapping[str, str]) -> bytes:
@@ -55,29 +66,6 @@ def payload_id(payload: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-class _Timestamps:
-    """RFC 3339 text of record timestamps; a fetch's records mostly share one."""
-
-    __slots__ = ("ms", "text")
-
-    def __init__(self) -> None:
-        self.ms = -1
-        self.text = b""
-
-    def __call__(self, ms: int) -> bytes:
-        if ms != self.ms:
-            self.ms, self.text = ms, format_ts(ms).encode()
-        return self.text
-
-
-def deliveries_json(body: dict[str, Any], blobs: list[bytes]) -> bytes:
-    stamp = _Timestamps()
-    parts = [b'{"position":%d,"deliveryCount":%d,"timestamp":"%s",%s' % (
-        pos, count, stamp(record_ts(record)), record_suffix(record))
-        for pos, count, record in decode_deliveries(body, blobs)]
-    return b'{"messages":[' + b",".join(parts) + b'],"count":%d}' % len(parts)
-
-
 async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
@@ -99,24 +87,23 @@ class MessagesApi:
         record = await self.gw.catalog.domain(domain)
         record.validate(payload)
         headers = request.headers
-        message_id = headers.get("x-message-id") or payload_id(payload) or new_message_ids(1)[0]
+        message_id = headers.get("x-message-id") or payload_id(payload) or self.gw.ids.one()
         check_message_id(message_id, "the message id")
         blob = encode_message(message_id, message_headers(headers), data)
-        reply = await self._publish(record, queue, [blob], headers)
-        if reply.get("duplicate"):
-            original = reply["original"]
-            return json_response({"status": "success", "messageId": original["messageIds"][0],
-                                  "position": original["firstPosition"], "duplicate": True})
-        return json_response({"status": "success", "messageId": message_id,
-                              "position": reply["firstPosition"]}, 201)
+        reply: Published = await self.gw.send_to_queue(
+            record, queue, Publish, records=[blob], key=idempotency_key(headers))
+        if reply.duplicate:
+            assert reply.message_ids is not None
+            return json_response({"status": "success", "messageId": reply.message_ids[0],
+                                  "position": reply.first_position, "duplicate": True})
+        return Response(b'{"status":"success","messageId":%s,"position":%d}' % (
+            orjson.dumps(message_id), reply.first_position), 201, media_type=JSON)
 
     async def publish_batch(self, request: Request) -> Response:
         domain = path_name(request, "domain", "domain")
         queue = path_name(request, "queue", "queue")
-        body_in = parse_json(await read_body(request, self.gw.max_body))
-        if isinstance(body_in, dict):
-            body_in = fold_keys(body_in, ("messages",), "", strict=False)
-        messages = body_in.get("messages") if isinstance(body_in, dict) else None
+        body = json_object(await read_body(request, self.gw.max_body))
+        messages = fields_of(body, ("messages",)).get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidJson("the body must be {\"messages\": [message, ...]} with at least "
                               "one message")
@@ -128,32 +115,23 @@ class MessagesApi:
             raise InvalidParameter("X-Message-Id names one message; give each message of a "
                                    "batch an \"id\" field instead")
         record = await self.gw.catalog.domain(domain)
-        blobs, ids = self._batch_records(messages, record.validate, request.headers)
-        reply = await self._publish(record, queue, blobs, request.headers)
-        if reply.get("duplicate"):
-            original = reply["original"]
-            return json_response({"status": "success", "count": original["count"],
-                                  "messageIds": original["messageIds"],
-                                  "firstPosition": original["firstPosition"],
-                                  "duplicate": True})
-        return json_response({"status": "success", "count": len(ids), "messageIds": ids,
-                              "firstPosition": reply["firstPosition"]}, 201)
+        blobs, ids = self._batch_records(messages, record, request.headers)
+        reply: Published = await self.gw.send_to_queue(
+            record, queue, Publish, records=blobs, key=idempotency_key(request.headers))
+        if reply.duplicate:
+            assert reply.message_ids is not None
+            return json_response({"status": "success", "count": reply.count,
+                                  "messageIds": reply.message_ids,
+                                  "firstPosition": reply.first_position, "duplicate": True})
+        return Response(b'{"status":"success","count":%d,"messageIds":%s,"firstPosition":%d}' % (
+            len(ids), orjson.dumps(ids), reply.first_position), 201, media_type=JSON)
 
-    async def _publish(self, record: Domain, queue: str, blobs: list[bytes],
-                       headers: Mapping[str, str]) -> dict[str, Any]:
-        """Send records to the owner shard; {"duplicate": true, "original"} on a repeat."""
-        key = idempotency_key(headers)
-        extra = {} if key is None else {"key": key}
-        reply, _ = await self.gw.start_queue_call(record, queue, Op.PUBLISH, extra,
-                                                  blobs).reply()
-        return reply
-
-    @staticmethod
-    def _batch_records(messages: list[Any], validate: Any, headers: Mapping[str, str]
+    def _batch_records(self, messages: list[Any], record: Domain, headers: Mapping[str, str]
                        ) -> tuple[list[bytes], list[str]]:
         """All or nothing: the first bad message rejects the batch, naming its index."""
         header_json = message_headers(headers)
-        generated = iter(new_message_ids(len(messages)))
+        validate = record.validate
+        generated = iter(self.gw.ids.take(len(messages)))
         blobs, ids = [], []
         dumps = orjson.dumps
         for index, payload in enumerate(messages):
@@ -174,48 +152,48 @@ class MessagesApi:
     async def consume_group(self, request: Request) -> Response:
         """GET .../consumer-groups/{group}/messages?count=&timeout=&consumer= (404 if no group)."""
         group = path_name(request, "group", "group")
-        return await self._consume(request, group, create=False)
+        return await self._consume(request, group, query_as(request, ConsumeQuery), create=False)
 
     async def consume_queue(self, request: Request) -> Response:
         """GET .../queues/{queue}/messages?group=&max=&timeout=&consumer= (creates the group)."""
-        group = query_name(request, "group", "group", None)
-        if group is None:
+        query = query_as(request, ConsumeQuery)
+        if query.group is None:
             raise InvalidParameter("group is required, e.g. ?group=processors&max=10&timeout=30")
-        return await self._consume(request, group, create=True)
+        return await self._consume(request, check_name("group", query.group), query,
+                                   create=True)
 
-    async def _consume(self, request: Request, group: str, create: bool) -> Response:
+    async def _consume(self, request: Request, group: str, query: ConsumeQuery, create: bool
+                       ) -> Response:
         domain = path_name(request, "domain", "domain")
         queue = path_name(request, "queue", "queue")
-        max_count = query_int(request, ("count", "max"), 10, 1, MAX_FETCH)
-        timeout = query_seconds(request, "timeout", 0.0, MAX_TIMEOUT_S)
-        consumer = query_name(request, "consumer", "consumer", "default")
-        fetch = {"group": group, "consumer": consumer, "max": max_count,
-                 "timeoutMs": int(timeout * 1000), "create": create}
-        deadline = timeout + self.gw.settings.gateway.request_timeout
+        max_count = query.count or query.max or 10
+        deadline = query.timeout + self.gw.settings.gateway.request_timeout
         record = await self.gw.catalog.domain(domain)
-        call = self.gw.start_queue_call(record, queue, Op.FETCH, fetch, (), deadline)
-        if timeout > 0:
-            body, blobs = await self._long_poll(request, call)
+        call = self.gw.send_to_queue(record, queue, Fetch, deadline, group=group,
+                                     consumer=query.consumer, max=max_count,
+                                     timeout_ms=int(query.timeout * 1000), create=create)
+        if query.timeout > 0:
+            reply = await self._long_poll(request, call)
         else:
-            body, blobs = await call.reply()
-        return Response(deliveries_json(body, blobs), 200, media_type="application/json")
+            reply = await call
+        return Response(deliveries_json(reply), 200, media_type=JSON)
 
-    async def _long_poll(self, request: Request, call: Call) -> Reply:
+    async def _long_poll(self, request: Request, call: Call) -> Deliveries:
         """Wait for the shard, but give up early if the client leaves or the worker stops."""
-        reply = asyncio.ensure_future(call.reply())
         gone = asyncio.ensure_future(_disconnected(request))
         draining = asyncio.ensure_future(self.gw.draining.wait())
         try:
-            await asyncio.wait((reply, gone, draining), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((call.future, gone, draining),
+                               return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
             draining.cancel()
-        if reply.done():
-            return reply.result()
+        if call.future.done():
+            return call.future.result()
         self.gw.shards.cancel(call)
-        reply.cancel()
+        call.future.cancel()
         try:
-            await reply
+            await call.future
         except (asyncio.CancelledError, GortmsError):
             pass
-        return {"positions": [], "counts": []}, []
+        return Deliveries()

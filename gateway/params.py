@@ -1,14 +1,20 @@
-"""Reading requests: bounded bodies, JSON, path names and query parameters, each checked."""
+"""Reading requests: bounded bodies, JSON, path names and query parameters, each checked.
+
+Bodies and query strings are converted with `gortms.checks` into declared types, like
+everything else that enters a process; only the path's names are checked one by one.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
 
+from gortms.checks import check_name, convert
 from gortms.errors import InvalidJson, InvalidParameter, PayloadTooLarge
-from gortms.models import check_name, fold_keys
+
+T = TypeVar("T")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -39,13 +45,26 @@ def parse_json(data: bytes) -> Any:
         raise InvalidJson(f"the request body is not valid JSON: {exc}") from None
 
 
-async def read_object(request: Request, limit: int, keys: tuple[str, ...] = ()
-                      ) -> dict[str, Any]:
-    """A JSON object body; with `keys`, its keys folded case-insensitively onto them."""
-    body = parse_json(await read_body(request, limit))
+def json_object(data: bytes) -> dict[str, Any]:
+    body = parse_json(data)
     if not isinstance(body, dict):
         raise InvalidJson(f"the request body must be a JSON object, got {_kind(body)}")
-    return fold_keys(body, keys, "", strict=False) if keys else body
+    return body
+
+
+async def read_object(request: Request, limit: int) -> dict[str, Any]:
+    """A JSON object body, as it came."""
+    return json_object(await read_body(request, limit))
+
+
+async def read_as(request: Request, limit: int, type_: type[T]) -> T:
+    """A JSON object body as `type_` (keys in any case)."""
+    return convert(await read_object(request, limit), type_)
+
+
+def query_as(request: Request, type_: type[T]) -> T:
+    """The query string as `type_`: text converted to numbers where the type says so."""
+    return convert(dict(request.query_params), type_, strict=False)
 
 
 def _kind(value: object) -> str:
@@ -55,37 +74,3 @@ def _kind(value: object) -> str:
 
 def path_name(request: Request, param: str, kind: str) -> str:
     return check_name(kind, request.path_params[param])
-
-
-def query_int(request: Request, names: tuple[str, ...], default: int, low: int, high: int
-              ) -> int:
-    for name in names:
-        raw = request.query_params.get(name)
-        if raw is None:
-            continue
-        if not raw.strip().isdigit() or not low <= int(raw) <= high:
-            raise InvalidParameter(f"{name} must be an integer from {low} to {high}, "
-                                   f"got {raw!r}")
-        return int(raw)
-    return default
-
-
-def query_seconds(request: Request, name: str, default: float, high: float) -> float:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= high:
-        raise InvalidParameter(f"{name} must be a number of seconds from 0 to {high:g}, "
-                               f"got {raw!r}")
-    return value
-
-
-def query_name(request: Request, name: str, kind: str, default: str | None) -> str | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    return check_name(kind, raw)

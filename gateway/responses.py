@@ -7,11 +7,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gortms.checks import enc_hook
 from gortms.errors import GortmsError
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,13 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404
                429: "too_many_requests", 503: "shard_unavailable"}
 
 
+_json = msgspec.json.Encoder(enc_hook=enc_hook)
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
                   ) -> Response:
-    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    """`body`: bytes as they are, or anything msgspec encodes (dicts, lists, reply Structs)."""
+    data = body if isinstance(body, bytes) else _json.encode(body)
     return Response(data, status, headers=headers, media_type=JSON)
 
 

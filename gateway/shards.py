@@ -1,9 +1,12 @@
 """The gateway's port to the shards: `Shards` (the Protocol) and `ZmqShards` (ZeroMQ).
 
 ZmqShards keeps one DEALER socket per shard with many requests in flight, matched to their
-replies by request id. Every request has a deadline. A shard that is down fails fast:
-ZMQ_IMMEDIATE refuses to queue for a missing peer, and a socket monitor fails every request
-in flight the moment the connection drops. Either way the caller gets ShardUnavailable (503).
+replies by request id. Requests made in one loop tick go to their shard as one frame (see
+gortms/protocol/wire.py), sent when the tick's callbacks have run: a burst of publishes costs
+one pyzmq send, not one each. Every request has a deadline, enforced by one sweep over what
+is in flight instead of a timer per request. A shard that is down fails fast: ZMQ_IMMEDIATE
+refuses to queue for a missing peer, and a socket monitor fails every request in flight the
+moment the connection drops. Either way the caller gets ShardUnavailable (503).
 
 Sockets are plain pyzmq sockets read through `loop.add_reader` on their edge-triggered
 file descriptor, drained completely on every wake-up and after every send.
@@ -14,18 +17,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Generator, Protocol
 
-import orjson
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from gortms.errors import ShardUnavailable
-from gortms.protocol import TOPIC_CATALOG, Op, decode_reply, encode_request, reply_id
+from gortms.errors import GortmsError, ShardUnavailable
+from gortms.protocol import (TOPIC_CATALOG, Cancel, CatalogEvent, ProtocolError, Reply, Request,
+                             decode_event, decode_replies, encode_requests, reply_value)
 
 log = logging.getLogger(__name__)
 
-Reply = tuple[dict[str, Any], list[bytes]]
+SWEEP_INTERVAL_S = 0.25  # how late a deadline may be noticed
+CANCEL_TIMEOUT_S = 5.0
+
+
+class Call:
+    """One request in flight; awaiting it gives the reply (or raises its error)."""
+
+    __slots__ = ("shard", "rid", "future")
+
+    def __init__(self, shard: int, rid: int, future: asyncio.Future[Any]) -> None:
+        self.shard = shard
+        self.rid = rid
+        self.future = future
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.future.__await__()
 
 
 class Shards(Protocol):
@@ -33,54 +51,18 @@ class Shards(Protocol):
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    def on_catalog_event(self, listener: Callable[[dict[str, Any]], None]) -> None: ...
+    def on_catalog_event(self, listener: Callable[[CatalogEvent], None]) -> None: ...
     def on_reconnect(self, listener: Callable[[int], None]) -> None: ...
 
-    def start_call(self, shard: int, op: Op, body: dict[str, Any], blobs: Sequence[bytes] = (),
-                   timeout_s: float | None = None) -> Call: ...
-    async def call(self, shard: int, op: Op, body: dict[str, Any], blobs: Sequence[bytes] = (),
-                   timeout_s: float | None = None) -> Reply: ...
-    async def call_all(self, op: Op, body: dict[str, Any], timeout_s: float | None = None
-                       ) -> list[Reply]: ...
+    def send(self, shard: int, request: Request, timeout_s: float | None = None) -> Call: ...
+    async def call(self, shard: int, request: Request, timeout_s: float | None = None
+                   ) -> Any: ...
+    async def call_all(self, request: Request, timeout_s: float | None = None) -> list[Any]: ...
     def cancel(self, call: Call) -> None: ...
 
 
-class Call:
-    """One request in flight: its shard, id and the future its reply frames land in."""
-
-    __slots__ = ("shard", "rid", "future", "timeout_s", "_in_flight")
-
-    def __init__(self, shard: int, rid: bytes, future: asyncio.Future[list[bytes]],
-                 timeout_s: float, in_flight: dict[bytes, Any] | None = None) -> None:
-        self.shard = shard
-        self.rid = rid
-        self.future = future
-        self.timeout_s = timeout_s
-        self._in_flight = in_flight  # where the future waits for its reply, if anywhere
-
-    async def reply(self) -> Reply:
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                frames = await self.future
-        except ShardUnavailable:
-            raise
-        except TimeoutError:
-            self.forget()
-            raise ShardUnavailable(f"shard {self.shard} did not answer within "
-                                   f"{self.timeout_s:g}s") from None
-        except asyncio.CancelledError:
-            self.forget()
-            raise
-        return decode_reply(frames)
-
-    def forget(self) -> None:
-        """No reply is awaited any more: free the slot (a late reply is then dropped)."""
-        if self._in_flight is not None:
-            self._in_flight.pop(self.rid, None)
-
-
 class _Link:
-    """One shard's DEALER socket, its monitor and the requests in flight on it."""
+    """One shard's DEALER socket, its monitor, and the requests on their way or in flight."""
 
     def __init__(self, index: int, endpoint: str, context: zmq.Context) -> None:
         self.index = index
@@ -88,8 +70,8 @@ class _Link:
         self.sock = context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.IMMEDIATE, 1)
-        self.sock.setsockopt(zmq.SNDHWM, 1_000_000)
-        self.sock.setsockopt(zmq.RCVHWM, 1_000_000)
+        self.sock.setsockopt(zmq.SNDHWM, 100_000)
+        self.sock.setsockopt(zmq.RCVHWM, 100_000)
         self.sock.setsockopt(zmq.RECONNECT_IVL, 50)
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
         # Up means handshake done, not merely connected: with ZMQ_IMMEDIATE a send fails
@@ -97,12 +79,15 @@ class _Link:
         self.monitor = self.sock.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
         self.sock.connect(endpoint)
-        self.pending: dict[bytes, asyncio.Future[list[bytes]]] = {}
+        # request id -> (future, reply type, deadline (monotonic), timeout)
+        self.pending: dict[int, tuple[asyncio.Future[Any], type[Reply], float, float]] = {}
+        self.outbox: list[tuple[int, int, Request]] = []  # (rid, deadline epoch ms, request)
         self.connected = asyncio.Event()
 
     def fail_all(self, reason: str) -> None:
         pending, self.pending = self.pending, {}
-        for future in pending.values():
+        self.outbox = []
+        for future, *_ in pending.values():
             if not future.done():
                 future.set_exception(ShardUnavailable(reason))
 
@@ -113,7 +98,7 @@ class _Link:
 
 
 class ZmqShards:
-    def __init__(self, endpoints: Sequence[tuple[str, str]], request_timeout_s: float,
+    def __init__(self, endpoints: list[tuple[str, str]], request_timeout_s: float,
                  max_in_flight: int) -> None:
         self.count = len(endpoints)
         self.request_timeout_s = request_timeout_s
@@ -127,7 +112,9 @@ class ZmqShards:
             self.events.connect(event_endpoint)
         self._next_rid = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._flush_scheduled = False
+        self._sweeper: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[CatalogEvent], None]] = []
         self._reconnect_listeners: list[Callable[[int], None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -140,6 +127,7 @@ class ZmqShards:
             loop.add_reader(link.monitor.getsockopt(zmq.FD), self._drain_monitor, link)
             self._drain_monitor(link)
         loop.add_reader(self.events.getsockopt(zmq.FD), self._drain_events)
+        self._sweeper = asyncio.create_task(self._sweep_forever())
         try:
             async with asyncio.timeout(connect_timeout_s):
                 for link in self.links:
@@ -150,6 +138,8 @@ class ZmqShards:
 
     async def close(self) -> None:
         loop = self._loop
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for link in self.links:
             if loop is not None:
                 loop.remove_reader(link.sock.getsockopt(zmq.FD))
@@ -160,7 +150,7 @@ class ZmqShards:
             loop.remove_reader(self.events.getsockopt(zmq.FD))
         self.events.close(linger=0)
 
-    def on_catalog_event(self, listener: Callable[[dict[str, Any]], None]) -> None:
+    def on_catalog_event(self, listener: Callable[[CatalogEvent], None]) -> None:
         self._listeners.append(listener)
 
     def on_reconnect(self, listener: Callable[[int], None]) -> None:
@@ -171,8 +161,7 @@ class ZmqShards:
 
     # --- calls ----------------------------------------------------------------------------
 
-    def start_call(self, shard: int, op: Op, body: dict[str, Any], blobs: Sequence[bytes] = (),
-                   timeout_s: float | None = None) -> Call:
+    def send(self, shard: int, request: Request, timeout_s: float | None = None) -> Call:
         link = self.links[shard]
         if not link.connected.is_set():
             raise ShardUnavailable(f"shard {shard} is down or restarting")
@@ -181,54 +170,93 @@ class ZmqShards:
                                    "from this gateway; retry shortly")
         timeout = self.request_timeout_s if timeout_s is None else timeout_s
         self._next_rid += 1
-        rid = b"%x" % self._next_rid
-        deadline_ms = int((time.time() + timeout) * 1000)
-        try:
-            link.sock.send_multipart(encode_request(rid, op, deadline_ms, body, blobs),
-                                     zmq.NOBLOCK)
-        except zmq.Again:
-            raise ShardUnavailable(f"shard {shard} is down or restarting") from None
+        rid = self._next_rid
         assert self._loop is not None
-        future: asyncio.Future[list[bytes]] = self._loop.create_future()
-        link.pending[rid] = future
-        self._drain(link)  # the send may have consumed the socket's readable edge
-        return Call(shard, rid, future, timeout, link.pending)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        link.pending[rid] = (future, request.reply, time.monotonic() + timeout, timeout)
+        self._enqueue(link, rid, timeout, request)
+        return Call(shard, rid, future)
 
-    async def call(self, shard: int, op: Op, body: dict[str, Any], blobs: Sequence[bytes] = (),
-                   timeout_s: float | None = None) -> Reply:
-        return await self.start_call(shard, op, body, blobs, timeout_s).reply()
+    def _enqueue(self, link: _Link, rid: int, timeout_s: float, request: Request) -> None:
+        link.outbox.append((rid, int((time.time() + timeout_s) * 1000), request))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
 
-    async def call_all(self, op: Op, body: dict[str, Any], timeout_s: float | None = None
-                       ) -> list[Reply]:
-        calls = [self.start_call(i, op, body, (), timeout_s) for i in range(self.count)]
-        return list(await asyncio.gather(*(c.reply() for c in calls)))
+    async def call(self, shard: int, request: Request, timeout_s: float | None = None) -> Any:
+        return await self.send(shard, request, timeout_s)
+
+    async def call_all(self, request: Request, timeout_s: float | None = None) -> list[Any]:
+        calls = [self.send(i, request, timeout_s) for i in range(self.count)]
+        return list(await asyncio.gather(*(c.future for c in calls)))
 
     def cancel(self, call: Call) -> None:
-        """Forget a call; a parked fetch on the shard is dropped too."""
+        """Forget a call (a late reply is dropped); a parked fetch on the shard is dropped too."""
         link = self.links[call.shard]
-        call.forget()
-        if link.connected.is_set():
-            try:
-                link.sock.send_multipart(
-                    encode_request(b"0", Op.CANCEL, int((time.time() + 5) * 1000),
-                                   {"rid": call.rid.decode()}), zmq.NOBLOCK)
-            except zmq.Again:
-                pass
-            self._drain(link)
+        if link.pending.pop(call.rid, None) is not None and link.connected.is_set():
+            self._next_rid += 1
+            self._enqueue(link, self._next_rid, CANCEL_TIMEOUT_S, Cancel(target=call.rid))
 
-    # --- reading --------------------------------------------------------------------------
+    # --- sending and reading ------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Send every link's outbox, as one frame each."""
+        self._flush_scheduled = False
+        for link in self.links:
+            if not link.outbox:
+                continue
+            outbox, link.outbox = link.outbox, []
+            try:
+                link.sock.send(encode_requests(outbox), zmq.NOBLOCK)
+            except zmq.Again:
+                self._fail(link, [rid for rid, _, _ in outbox],
+                           f"shard {link.index} is down or restarting")
+            self._drain(link)  # the send may have consumed the socket's readable edge
+
+    def _fail(self, link: _Link, rids: list[int], reason: str) -> None:
+        for rid in rids:
+            entry = link.pending.pop(rid, None)
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(ShardUnavailable(reason))
 
     def _drain(self, link: _Link) -> None:
-        recv = link.sock.recv_multipart
+        recv = link.sock.recv
         pending = link.pending
         while True:
             try:
-                frames = recv(zmq.NOBLOCK)
+                frame = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            future = pending.pop(reply_id(frames) or b"", None)
-            if future is not None and not future.done():
-                future.set_result(frames)
+            try:
+                replies = decode_replies(frame)
+            except ProtocolError as exc:
+                log.error("shard %d sent a malformed reply frame: %s", link.index, exc)
+                continue
+            for rid, status, body in replies:
+                entry = pending.pop(rid, None)
+                if entry is None or entry[0].done():
+                    continue  # given up on, or cancelled
+                future = entry[0]
+                try:
+                    future.set_result(reply_value(status, body, entry[1]))
+                except (GortmsError, ProtocolError) as exc:
+                    future.set_exception(exc)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            self._sweep(time.monotonic())
+
+    def _sweep(self, now: float) -> None:
+        """Fail what is past its deadline: the shard is hung, or far behind."""
+        for link in self.links:
+            late = [rid for rid, (_, _, deadline, _) in link.pending.items() if deadline <= now]
+            for rid in late:
+                future, _, _, timeout = link.pending.pop(rid)
+                if not future.done():
+                    future.set_exception(ShardUnavailable(
+                        f"shard {link.index} did not answer within {timeout:g}s"))
 
     def _drain_monitor(self, link: _Link) -> None:
         while link.monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
@@ -255,6 +283,10 @@ class ZmqShards:
                 _, body = self.events.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            event = orjson.loads(body)
+            try:
+                event = decode_event(body)
+            except ProtocolError as exc:
+                log.error("a shard sent a malformed event: %s", exc)
+                continue
             for listener in self._listeners:
                 listener(event)

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gortms.models import AckMode, GroupSpec, format_duration, format_ts
-from gortms.protocol import record_id
+from gortms.checks import Duration, format_duration
+from gortms.models import AckMode, GroupSpec, format_ts
+from gortms.protocol import Consumer, GroupInfo, PendingEntry, record_id
 from shard.acks import AckSet
-from shard.store import (Batch, Store, cursor_key, group_key, pos_bytes, prefix_end,
-                         redelivery_prefix)
+from shard.store import Store, cursor_key, group_key, pos_bytes, prefix_end, redelivery_prefix
+from shard.turn import Turn
 
 if TYPE_CHECKING:
     from shard.queues import QueueState
@@ -69,7 +70,7 @@ class GroupState:
         self.queue = queue
         self.name = spec.group_id
         self.ack_mode = spec.ack_mode
-        self.ttl = spec.ttl
+        self.ttl = float(spec.ttl)
         self.start = spec.start
         self.created_ms = created_ms
         self.last_active_ms = created_ms
@@ -88,13 +89,16 @@ class GroupState:
 
     @property
     def spec(self) -> GroupSpec:
-        return GroupSpec(self.name, self.ack_mode, self.ttl, self.start)
+        return GroupSpec(group_id=self.name, ack_mode=self.ack_mode, ttl=Duration(self.ttl),
+                         start=self.start)
 
     # --- records ------------------------------------------------------------------------------
 
     def record(self) -> bytes:
-        return orjson.dumps({**self.spec.to_wire(), "ttlSeconds": self.ttl,
-                             "createdAt": self.created_ms, "consumers": self.registered})
+        return orjson.dumps({"groupId": self.name, "ackMode": str(self.ack_mode),
+                             "ttl": format_duration(self.ttl), "start": self.start,
+                             "ttlSeconds": self.ttl, "createdAt": self.created_ms,
+                             "consumers": self.registered})
 
     def cursor(self) -> bytes:
         return orjson.dumps([self.position, self.acks.floor, self.acks.ranges()])
@@ -104,29 +108,35 @@ class GroupState:
         self.position = position
         self.acks = AckSet(floor, ranges)
 
-    def write_records(self, batch: Batch) -> None:
-        qid = self.queue.qid
-        batch.put(group_key(qid, self.name), self.record())
-        batch.put(cursor_key(qid, self.name), self.cursor())
+    def write_record(self, turn: Turn) -> None:
+        """The group's settings changed (or it is new): write them, and its cursor."""
+        turn.put(group_key(self.queue.qid, self.name), self.record())
+        turn.changed(self)
+
+    def persist(self, turn: Turn) -> None:
+        turn.put(cursor_key(self.queue.qid, self.name), self.cursor(), lazy=True)
 
     # --- delivering ---------------------------------------------------------------------------
 
-    def deliver(self, store: Store, batch: Batch, consumer: str, max_count: int, now_ms: int,
+    def deliver(self, store: Store, turn: Turn, consumer: str, max_count: int, now_ms: int,
                 max_pending: int) -> list[Delivery]:
         """Take up to `max_count` messages for `consumer`: due redeliveries first, then new ones."""
         self.last_active_ms = now_ms
         self.consumers[consumer] = now_ms
         out: list[Delivery] = []
         if self.due:
-            out = self._redeliver(store, batch, consumer, max_count, now_ms)
+            out = self._redeliver(store, turn, consumer, max_count, now_ms)
         room = max_count - len(out)
         if self.ack_mode is AckMode.EXPLICIT:
             room = min(room, max_pending - len(self.pending))
         if room > 0 and self.position <= self.queue.last:
             out += self._deliver_new(store, consumer, room, now_ms)
+        # The position moved: written with the turn, but no fsync of its own (after a crash
+        # these messages are delivered again, which at-least-once allows).
+        turn.changed(self, lazy=True)
         return out
 
-    def _redeliver(self, store: Store, batch: Batch, consumer: str, max_count: int,
+    def _redeliver(self, store: Store, turn: Turn, consumer: str, max_count: int,
                    now_ms: int) -> list[Delivery]:
         positions: list[int] = []
         while self.due and len(positions) < max_count:
@@ -143,14 +153,15 @@ class GroupState:
         for pos, record in zip(positions, records):
             entry = self.pending[pos]
             if record is None:  # gone (deleted) while waiting: nothing left to deliver
-                self.settle(pos, batch)
+                self.settle(pos, turn)
                 continue
             entry.delivery_count += 1
             entry.consumer = consumer
             entry.deadline_ms = deadline
             entry.state = INFLIGHT
             self.deadlines.append((deadline, pos, entry.delivery_count))
-            batch.put(rprefix + pos_bytes(pos), entry.delivery_count.to_bytes(4, "big"))
+            turn.put(rprefix + pos_bytes(pos), entry.delivery_count.to_bytes(4, "big"),
+                     lazy=True)
             out.append((pos, entry.delivery_count, record))
         return out
 
@@ -186,7 +197,7 @@ class GroupState:
 
     # --- settling -----------------------------------------------------------------------------
 
-    def settle(self, pos: int, batch: Batch) -> Pending | None:
+    def settle(self, pos: int, turn: Turn) -> Pending | None:
         """Remove `pos` from the pending list and mark it acknowledged."""
         entry = self.pending.pop(pos, None)
         if entry is None:
@@ -198,7 +209,8 @@ class GroupState:
                 del self.by_id[entry.id]
         self.acks.add(pos)
         if entry.delivery_count > 1:
-            batch.delete(redelivery_prefix(self.queue.qid, self.name) + pos_bytes(pos))
+            turn.delete(redelivery_prefix(self.queue.qid, self.name) + pos_bytes(pos),
+                        lazy=True)
         return entry
 
     def _resolve(self, ids: list[str], positions: list[int]) -> tuple[list[int], list[Any]]:
@@ -224,16 +236,20 @@ class GroupState:
                 unknown.append(pos)
         return list(found), unknown
 
-    def ack(self, ids: list[str], positions: list[int], batch: Batch, now_ms: int
+    def ack(self, ids: list[str], positions: list[int], turn: Turn, now_ms: int
             ) -> tuple[int, list[Any]]:
+        """Settle what the ids and positions name; durable before the reply (persistent
+        queues), so an acknowledged ack survives a crash."""
         self.last_active_ms = now_ms
         found, unknown = self._resolve(ids, positions)
         for pos in found:
-            self.settle(pos, batch)
+            self.settle(pos, turn)
+        if found:
+            turn.changed(self, lazy=not self.queue.config.is_persistent)
         return len(found), unknown
 
     def nack(self, ids: list[str], positions: list[int], delay_ms: int, now_ms: int,
-             reason: str | None = None) -> tuple[int, list[Any]]:
+             turn: Turn, reason: str | None = None) -> tuple[int, list[Any]]:
         """Make messages deliverable again, at once or after `delay_ms`."""
         self.last_active_ms = now_ms
         found, unknown = self._resolve(ids, positions)
@@ -248,6 +264,7 @@ class GroupState:
                 heapq.heappush(self.delayed, (entry.deadline_ms, pos, entry.delivery_count))
             else:
                 self._make_due(pos, entry)
+        turn.changed(self, lazy=True)
         return len(found), unknown
 
     def expire(self, now_ms: int) -> bool:
@@ -291,7 +308,7 @@ class GroupState:
 
     # --- moving -------------------------------------------------------------------------------
 
-    def seek(self, position: int, batch: Batch) -> None:
+    def seek(self, position: int, turn: Turn) -> None:
         """Replay from `position`: forget pending deliveries and acks from there on."""
         self.position = position
         self.acks.reset(position)
@@ -301,10 +318,11 @@ class GroupState:
         self.deadlines.clear()
         self.delayed.clear()
         prefix = redelivery_prefix(self.queue.qid, self.name)
-        batch.delete_range(prefix, prefix_end(prefix))
+        turn.delete_range(prefix, prefix_end(prefix))
+        turn.changed(self)
 
     def restore_pending(self, positions: list[int], records: list[bytes | None],
-                        counts: dict[int, int], batch: Batch) -> None:
+                        counts: dict[int, int]) -> None:
         """After a restart: unacknowledged deliveries are due again, with their counts."""
         for pos, record in zip(positions, records):
             if record is None:
@@ -322,33 +340,25 @@ class GroupState:
         queue = self.queue
         return max(0, queue.last - max(self.position, queue.first) + 1)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> GroupInfo:
         queue = self.queue
-        return {
-            "groupId": self.name,
-            "domain": queue.domain,
-            "queue": queue.name,
-            "position": self.position,
-            "lag": self.lag(),
-            "pending": len(self.pending),
-            "ackFloor": self.acks.floor,
-            "consumers": [{"id": c, "lastSeen": format_ts(seen)}
-                          for c, seen in sorted(self.consumers.items())],
-            "ttl": format_duration(self.ttl),
-            "ackMode": str(self.ack_mode),
-            "start": self.start,
-            "createdAt": format_ts(self.created_ms),
-            "lastActivity": format_ts(self.last_active_ms),
-            "waiting": sum(not w.done for w in self.waiters),
-            "circuit": "closed" if queue.config.circuit_breaker_enabled else "disabled",
-        }
+        return GroupInfo(
+            group_id=self.name, domain=queue.domain, queue=queue.name, position=self.position,
+            lag=self.lag(), pending=len(self.pending), ack_floor=self.acks.floor,
+            consumers=[Consumer(id=c, last_seen=format_ts(seen))
+                       for c, seen in sorted(self.consumers.items())],
+            ttl=Duration(self.ttl), ack_mode=self.ack_mode, start=self.start,
+            created_at=format_ts(self.created_ms), last_activity=format_ts(self.last_active_ms),
+            waiting=sum(not w.done for w in self.waiters),
+            circuit="closed" if queue.config.circuit_breaker_enabled else "disabled")
 
-    def pending_view(self, limit: int) -> list[dict[str, Any]]:
+    def pending_view(self, limit: int) -> list[PendingEntry]:
         out = []
         for pos in sorted(self.pending)[:limit]:
             entry = self.pending[pos]
-            out.append({"id": entry.id, "position": pos, "consumer": entry.consumer,
-                        "deliveryCount": entry.delivery_count,
-                        "deadline": format_ts(entry.deadline_ms) if entry.deadline_ms else None,
-                        "state": _STATE_NAMES[entry.state], "lastNackReason": entry.reason})
+            out.append(PendingEntry(
+                id=entry.id, position=pos, consumer=entry.consumer,
+                delivery_count=entry.delivery_count,
+                deadline=format_ts(entry.deadline_ms) if entry.deadline_ms else None,
+                state=_STATE_NAMES[entry.state], last_nack_reason=entry.reason))
         return out

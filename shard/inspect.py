@@ -22,8 +22,8 @@ import orjson
 from gortms.config import Settings
 from gortms.datadir import Layout, read_cluster
 from gortms.errors import BadRequest, GortmsError, NotFound, QueueNotFound
-from gortms.models import (check_name, format_duration,
-                           format_ts)
+from gortms.checks import check_name, format_duration, to_builtins
+from gortms.models import format_ts
 from gortms.partition import CATALOG_SHARD, shard_for
 from gortms.protocol import record_id
 from shard.groups import GroupState
@@ -129,7 +129,7 @@ def _json(value: bytes | None) -> dict[str, Any] | None:
 
 def queue_view(queue: QueueState) -> dict[str, Any]:
     return {"domain": queue.domain, "name": queue.name, "qid": queue.qid, "epoch": queue.epoch,
-            "createdAt": format_ts(queue.created_ms), "config": queue.config.to_wire(),
+            "createdAt": format_ts(queue.created_ms), "config": to_builtins(queue.config),
             "firstPosition": queue.first, "lastPosition": queue.last,
             "messageCount": queue.count, "bytes": queue.bytes}
 

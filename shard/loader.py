@@ -10,9 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 import orjson
 
+from gortms.checks import Duration, convert
+from gortms.errors import StorageError
 from gortms.models import AckMode, GroupSpec, QueueConfig, parse_start
+from gortms.protocol import DomainRecord, Published
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.state import ShardState
@@ -31,8 +35,8 @@ def load(state: ShardState) -> None:
         if value is not None:
             setattr(state, attr, int.from_bytes(value, "big"))
     for _, value in store.scan(b"D", b"E"):
-        record = orjson.loads(value)
-        state.domains[record["name"]] = record
+        record = msgspec.json.decode(value, type=DomainRecord)
+        state.domains[record.name] = record
     for _, value in store.scan(b"Q", b"R"):
         queue = read_queue(store, orjson.loads(value))
         state.queues[(queue.domain, queue.name)] = queue
@@ -41,8 +45,9 @@ def load(state: ShardState) -> None:
             if group.ack_mode is AckMode.EXPLICIT:
                 _restore_pending(state, group)
         _load_dedup(state, queue)
-    if state.batch.len():
-        state.commit()
+    if state.turn:
+        state.turn.commit()
+        state.turn = state.new_turn()
     log.info("shard %d loaded %d queues, %d domains", state.index, len(state.queues),
              len(state.domains))
 
@@ -53,8 +58,9 @@ def position_of(key: bytes) -> int:
 
 def read_queue(store: Store, record: dict[str, Any]) -> QueueState:
     """A queue from its record, with counters and first/last position as stored."""
+    config = convert(record["config"], QueueConfig, "stored queue config.", StorageError)
     queue = QueueState(record["qid"], record["domain"], record["name"], record["epoch"],
-                       QueueConfig.from_wire(record["config"]), record["createdAt"])
+                       config, record["createdAt"])
     counters = store.get(counters_key(queue.qid))
     if counters is not None:
         queue.restore_counters(counters)
@@ -79,8 +85,9 @@ def read_groups(store: Store, queue: QueueState) -> list[GroupState]:
     groups = []
     for _, value in store.scan(prefix, prefix_end(prefix)):
         record = orjson.loads(value)
-        spec = GroupSpec(record["groupId"], AckMode(record["ackMode"]),
-                         float(record.get("ttlSeconds", 0)), parse_start(record.get("start")))
+        spec = GroupSpec(group_id=record["groupId"], ack_mode=AckMode(record["ackMode"]),
+                         ttl=Duration(record.get("ttlSeconds", 0)),
+                         start=parse_start(record.get("start")))
         group = GroupState(queue, spec, record["createdAt"], queue.first,
                            record.get("consumers", []))
         cursor = store.get(cursor_key(queue.qid, group.name))
@@ -107,9 +114,9 @@ def _restore_pending(state: ShardState, group: GroupState) -> None:
     for i in range(0, len(unacked), _READ_CHUNK):
         chunk = unacked[i:i + _READ_CHUNK]
         records = state.store.get_many([queue.message_prefix + pos_bytes(p) for p in chunk])
-        group.restore_pending(chunk, records, counts, state.batch)
+        group.restore_pending(chunk, records, counts)
     if unacked:
-        state.dirty_groups.add(group)
+        state.turn.changed(group, lazy=True)
         log.info("group %s/%s/%s: %d unacknowledged deliveries are due again", queue.domain,
                  queue.name, group.name, len(group.pending))
 
@@ -119,9 +126,17 @@ def _load_dedup(state: ShardState, queue: QueueState) -> None:
     entries = []
     for key, value in state.store.scan(prefix, prefix_end(prefix)):
         expiry = int.from_bytes(value[:8], "big")
-        if expiry <= state.now_ms:
-            state.batch.delete(key)
+        if expiry <= state.now_ms or not _is_reply(value[8:]):
+            state.turn.delete(key, lazy=True)  # expired, or from an older release
         else:
             entries.append((expiry, key[len(prefix):].decode(), value[8:]))
     for expiry, key, reply in sorted(entries):
         queue.dedup[key] = (expiry, reply)
+
+
+def _is_reply(data: bytes) -> bool:
+    try:
+        msgspec.msgpack.decode(data, type=Published)
+    except msgspec.DecodeError:
+        return False
+    return True

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
-
+import msgspec
 import orjson
 
+from gortms.checks import enc_hook
 from gortms.models import QueueConfig, format_ts
+from gortms.protocol import QueueInfo
 from shard.groups import GroupState
-from shard.store import Batch, counters_key, dedup_prefix, message_prefix, pos_bytes, queue_key
+from shard.store import counters_key, dedup_prefix, message_prefix, pos_bytes, queue_key
+from shard.turn import Turn
 
 # Idempotency keys remembered per queue; past this the oldest are forgotten early.
 MAX_DEDUP_KEYS = 100_000
@@ -40,7 +42,8 @@ class QueueState:
 
     def record(self) -> bytes:
         return orjson.dumps({"qid": self.qid, "domain": self.domain, "name": self.name,
-                             "epoch": self.epoch, "config": self.config.to_wire(),
+                             "epoch": self.epoch,
+                             "config": msgspec.to_builtins(self.config, enc_hook=enc_hook),
                              "createdAt": self.created_ms})
 
     def counters(self) -> bytes:
@@ -49,17 +52,22 @@ class QueueState:
     def restore_counters(self, data: bytes) -> None:
         self.last, self.count, self.bytes = orjson.loads(data)
 
-    def write_record(self, batch: Batch) -> None:
-        batch.put(queue_key(self.qid), self.record())
-        batch.put(counters_key(self.qid), self.counters())
+    def create(self, turn: Turn) -> None:
+        turn.put(queue_key(self.qid), self.record())
+        turn.changed(self)
+
+    def persist(self, turn: Turn) -> None:
+        turn.put(counters_key(self.qid), self.counters(), lazy=True)
 
     # --- publishing ---------------------------------------------------------------------------
 
-    def append(self, batch: Batch, ts: bytes, records: list[bytes]) -> int:
+    def append(self, turn: Turn, ts: bytes, records: list[bytes]) -> int:
         """Assign positions to `records` (stamped with `ts`) and stage them; the first position."""
         first = self.last + 1
         prefix = self.message_prefix
-        put = batch.put
+        persistent = self.config.is_persistent
+        # One call per record: a bound method of the batch, not the Turn's put.
+        put = turn.logged.put if persistent else turn.unlogged.put
         pos = self.last
         for record in records:
             pos += 1
@@ -67,6 +75,8 @@ class QueueState:
         self.last = pos
         self.count += len(records)
         self.bytes += sum(map(len, records)) + len(ts) * len(records)
+        turn.needs_sync |= persistent
+        turn.changed(self, lazy=not persistent)
         return first
 
     def remembered(self, key: str, now_ms: int) -> bytes | None:
@@ -75,33 +85,27 @@ class QueueState:
             return entry[1]
         return None
 
-    def remember(self, key: str, reply: bytes, expiry_ms: int, batch: Batch) -> None:
+    def remember(self, key: str, reply: bytes, expiry_ms: int, turn: Turn) -> None:
         self.dedup[key] = (expiry_ms, reply)
         self.dedup.move_to_end(key)
-        batch.put(dedup_prefix(self.qid) + key.encode(), pos_bytes(expiry_ms) + reply)
+        turn.put(dedup_prefix(self.qid) + key.encode(), pos_bytes(expiry_ms) + reply,
+                 lazy=True)  # durable with its publish
         while len(self.dedup) > MAX_DEDUP_KEYS:
             old, _ = self.dedup.popitem(last=False)
-            batch.delete(dedup_prefix(self.qid) + old.encode())
+            turn.delete(dedup_prefix(self.qid) + old.encode(), lazy=True)
 
-    def forget_expired(self, now_ms: int, batch: Batch) -> None:
+    def forget_expired(self, now_ms: int, turn: Turn) -> None:
         while self.dedup:
             key, (expiry, _) = next(iter(self.dedup.items()))
             if expiry > now_ms:
                 return
             del self.dedup[key]
-            batch.delete(dedup_prefix(self.qid) + key.encode())
+            turn.delete(dedup_prefix(self.qid) + key.encode(), lazy=True)
 
     # --- views --------------------------------------------------------------------------------
 
-    def info(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "domain": self.domain,
-            "config": self.config.to_wire(),
-            "messageCount": self.count,
-            "bytes": self.bytes,
-            "firstPosition": self.first,
-            "lastPosition": self.last,
-            "groups": len(self.groups),
-            "createdAt": format_ts(self.created_ms),
-        }
+    def info(self) -> QueueInfo:
+        return QueueInfo(name=self.name, domain=self.domain, config=self.config,
+                         message_count=self.count, bytes=self.bytes, first_position=self.first,
+                         last_position=self.last, groups=len(self.groups),
+                         created_at=format_ts(self.created_ms))

@@ -6,6 +6,10 @@ sends the replies: group commit. Fetches run after the commit, so they see what 
 turn published; a fetch that finds nothing parks until a publish, a redelivery or its
 timeout wakes it.
 
+Each gateway sends many requests in one frame and gets the turn's answers to all of them in
+one frame back (see gortms/protocol/wire.py): a turn costs a few pyzmq calls, not a few per
+request.
+
 The sockets are plain (non-asyncio) pyzmq sockets read through `loop.add_reader` on their
 edge-triggered file descriptor: every recv or send can swallow the edge, so after each one
 the server checks ZMQ_EVENTS itself instead of waiting for the next wake-up.
@@ -19,13 +23,13 @@ import os
 import signal
 from typing import Any
 
-import orjson
 import zmq
+from msgspec import Raw
 
-from gortms.errors import GortmsError, GroupNotFound, InvalidParameter, TooManyWaiters
-from gortms.models import GroupSpec, check_name, now_ms
-from gortms.protocol import (TOPIC_CATALOG, Op, ProtocolError, decode_request, encode_deliveries,
-                             encode_error, encode_reply)
+from gortms.errors import BadRequest, GortmsError, GroupNotFound, TooManyWaiters
+from gortms.models import GroupSpec, now_ms
+from gortms.protocol import (Cancel, Deliveries, Fetch, ProtocolError, Request, decode_request,
+                             decode_requests, encode_event, encode_replies, failed, ok)
 from shard import handlers
 from shard.groups import Delivery, GroupState, Waiter
 from shard.state import ShardState
@@ -36,7 +40,8 @@ MAX_TURN_REQUESTS = 4096  # requests drained into one turn
 MAX_TURN_BYTES = 32 * 1024 * 1024  # ... and bytes: bounds one WriteBatch and its latency
 TICK_S = 0.05  # ack deadlines and nack delays are checked this often
 SWEEP_EVERY_TICKS = 20  # idempotency keys and group TTLs, about once a second
-MAX_FETCH = 10_000
+
+ReplyItem = tuple[int, str, Any]
 
 
 class ShardServer:
@@ -47,7 +52,7 @@ class ShardServer:
         self.context = zmq.Context.instance()
         self.router = self.context.socket(zmq.ROUTER)
         self.pub = self.context.socket(zmq.PUB)
-        self.waiters: dict[tuple[bytes, bytes], tuple[Waiter, GroupState]] = {}
+        self.waiters: dict[tuple[bytes, int], tuple[Waiter, GroupState]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         self._turn_scheduled = False
@@ -86,9 +91,8 @@ class ShardServer:
             self._tick_task.cancel()
         for waiter, _ in list(self.waiters.values()):  # long polls end empty, not with an error
             self._finish(waiter, [])
-        if self.state.has_writes():
-            self.state.sync_needed = True
-            self.state.commit()
+        self.state.turn.needs_sync = True
+        self.state.turn.commit()
         self.router.close(linger=1000)
         self.pub.close(linger=0)
         self.state.store.close()
@@ -126,56 +130,79 @@ class ShardServer:
     def _process(self, messages: list[list[bytes]]) -> None:
         state = self.state
         state.now_ms = now_ms()
-        replies: list[list[bytes]] = []
-        fetches: list[tuple[bytes, bytes, dict[str, Any]]] = []
+        replies: dict[bytes, list[ReplyItem]] = {}
+        fetches: list[tuple[bytes, int, Fetch]] = []
         for message in messages:
-            identity = message[0]
-            try:
-                rid, op, deadline_ms, body, blobs = decode_request(message[1:])
-            except ProtocolError as exc:
-                log.warning("dropping a malformed request: %s", exc)
+            if len(message) != 2:
+                log.warning("dropping a malformed message of %d frames", len(message))
                 continue
-            if deadline_ms < state.now_ms:
-                continue  # the gateway gave up on it: doing it now would surprise the client
-            if op is Op.FETCH:
-                fetches.append((identity, rid, body))
-            elif op is Op.CANCEL:
-                self._cancel(identity, body)
-            else:
-                replies.append([identity, *self._handle(rid, op, body, blobs)])
-        if state.has_writes():
+            identity, frame = message
+            try:
+                items = decode_requests(frame)
+            except ProtocolError as exc:
+                log.warning("dropping a malformed request frame: %s", exc)
+                continue
+            out = replies.setdefault(identity, [])
+            for rid, deadline_ms, raw in items:
+                if deadline_ms < state.now_ms:
+                    continue  # the gateway gave up on it: doing it now would surprise the client
+                try:
+                    request = decode_request(raw)
+                except ProtocolError as exc:
+                    log.warning("refusing a malformed request: %s", exc)
+                    out.append(failed(rid, BadRequest(str(exc))))
+                    continue
+                kind = type(request)
+                if kind is Fetch:
+                    fetches.append((identity, rid, request))
+                elif kind is Cancel:
+                    self._cancel(identity, request.target)
+                else:
+                    out.append(self._handle(rid, request))
+        if state.turn:
             self._commit()
         self._announce()  # before the replies: a client's next request should meet fresh caches
-        send = self.router.send_multipart
-        for reply in replies:
-            send(reply)
+        self._send_all(replies)
         self._after_commit()
-        for identity, rid, body in fetches:
-            self._fetch(identity, rid, body)
+        if fetches:
+            answered: dict[bytes, list[ReplyItem]] = {}
+            for identity, rid, request in fetches:
+                reply = self._fetch(identity, rid, request)
+                if reply is not None:
+                    answered.setdefault(identity, []).append(reply)
+            self._send_all(answered)
         self._schedule_flush()
 
+    def _send_all(self, replies: dict[bytes, list[ReplyItem]]) -> None:
+        send = self.router.send_multipart
+        for identity, items in replies.items():
+            if items:
+                send([identity, encode_replies(items)])
+
     def _commit(self) -> None:
+        state = self.state
+        turn, state.turn = state.turn, state.new_turn()
         try:
-            self.state.commit()
+            turn.commit()
         except Exception:
             # Memory is now ahead of the disk. Stop at once; the supervisor restarts the shard
             # from what RocksDB holds, and no reply for the lost writes was sent.
-            log.critical("shard %d cannot commit; exiting", self.state.index, exc_info=True)
+            log.critical("shard %d cannot commit; exiting", state.index, exc_info=True)
             os._exit(70)
 
-    def _handle(self, rid: bytes, op: Op, body: dict[str, Any], blobs: list[bytes]
-                ) -> list[bytes]:
+    def _handle(self, rid: int, request: Request) -> ReplyItem:
         try:
-            return encode_reply(rid, handlers.HANDLERS[op](self.state, body, blobs))
+            body = handlers.HANDLERS[type(request)](self.state, request)
         except GortmsError as exc:
-            return encode_error(rid, exc)
+            return failed(rid, exc)
         except Exception:  # a bug: answer this request, keep serving the others
-            log.exception("op %s failed", op)
-            return encode_error(rid, GortmsError(f"internal error in {op}"))
+            log.exception("op %s failed", type(request).__name__)
+            return failed(rid, GortmsError(f"internal error in {type(request).__name__}"))
+        return ok(rid, Raw(body) if type(body) is bytes else body)
 
     def _announce(self) -> None:
         for event in self.state.catalog_events:
-            self.pub.send_multipart([TOPIC_CATALOG, orjson.dumps(event)])
+            self.pub.send_multipart(encode_event(event))
         self.state.catalog_events.clear()
 
     def _after_commit(self) -> None:
@@ -192,58 +219,50 @@ class ShardServer:
     def _schedule_flush(self) -> None:
         # Writes made after the commit (fetches, wake-ups, timers) go out with the next turn,
         # or with this flush if no turn comes first.
-        if self.state.has_writes() and not self._flush_scheduled and self.loop is not None:
+        if self.state.turn and not self._flush_scheduled and self.loop is not None:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self.state.has_writes() and not self.stopping.is_set():
+        if self.state.turn and not self.stopping.is_set():
             self._commit()
             self._after_commit()
 
     # --- fetches and parked waiters -----------------------------------------------------------
 
-    def _fetch(self, identity: bytes, rid: bytes, body: dict[str, Any]) -> None:
+    def _fetch(self, identity: bytes, rid: int, request: Fetch) -> ReplyItem | None:
+        """Deliver what there is, or park the fetch: its reply (None if parked)."""
         state = self.state
         try:
-            group = self._fetch_group(body)
-            consumer = check_name("consumer", body.get("consumer", "default"))
-            max_count = body.get("max", 10)
-            timeout_ms = body.get("timeoutMs", 0)
-            if not isinstance(max_count, int) or not 1 <= max_count <= MAX_FETCH:
-                raise InvalidParameter(f"max must be an integer from 1 to {MAX_FETCH}")
-            if not isinstance(timeout_ms, int) or timeout_ms < 0:
-                raise InvalidParameter("timeout must not be negative")
-            deliveries = group.deliver(state.store, state.batch, consumer, max_count,
+            group = self._fetch_group(request)
+            deliveries = group.deliver(state.store, state.turn, request.consumer, request.max,
                                        state.now_ms, state.limits.max_pending_per_group)
-            state.touch_group(group)
-            if deliveries or timeout_ms == 0:
-                self._send_deliveries(identity, rid, deliveries)
-                return
+            state.track_timers(group)
+            if deliveries or request.timeout_ms == 0:
+                return ok(rid, _deliveries(deliveries))
             if state.parked >= state.limits.max_waiters:
                 raise TooManyWaiters(f"shard {state.index} already holds {state.parked} "
                                      "long polls; retry shortly or use a shorter timeout")
-            self._park(identity, rid, group, consumer, max_count, timeout_ms)
+            self._park(identity, rid, group, request.consumer, request.max, request.timeout_ms)
+            return None
         except GortmsError as exc:
-            self.router.send_multipart([identity, *encode_error(rid, exc)])
+            return failed(rid, exc)
         except Exception:  # a bug: answer this fetch, keep serving the others
             log.exception("fetch failed")
-            error = GortmsError("internal error in fetch")
-            self.router.send_multipart([identity, *encode_error(rid, error)])
+            return failed(rid, GortmsError("internal error in fetch"))
 
-    def _fetch_group(self, body: dict[str, Any]) -> GroupState:
-        queue = handlers.queue_of(self.state, body)
-        name = check_name("group", body.get("group"))
-        group = queue.groups.get(name)
+    def _fetch_group(self, request: Fetch) -> GroupState:
+        queue = handlers.queue_of(self.state, request)
+        group = queue.groups.get(request.group)
         if group is None:
-            if not body.get("create"):
-                raise GroupNotFound(f"consumer group '{name}' not found on queue "
+            if not request.create:
+                raise GroupNotFound(f"consumer group '{request.group}' not found on queue "
                                     f"'{queue.domain}/{queue.name}'")
-            group = handlers.create_group(self.state, queue, GroupSpec(name))
+            group = handlers.create_group(self.state, queue, GroupSpec(group_id=request.group))
         return group
 
-    def _park(self, identity: bytes, rid: bytes, group: GroupState, consumer: str,
+    def _park(self, identity: bytes, rid: int, group: GroupState, consumer: str,
               max_count: int, timeout_ms: int) -> None:
         assert self.loop is not None
         key = (identity, rid)
@@ -267,9 +286,8 @@ class ShardServer:
         self.state.parked -= 1
         self._send_deliveries(*waiter.key, deliveries)
 
-    def _send_deliveries(self, identity: bytes, rid: bytes, deliveries: list[Delivery]) -> None:
-        body, blobs = encode_deliveries(deliveries)
-        self.router.send_multipart([identity, *encode_reply(rid, body, blobs)])
+    def _send_deliveries(self, identity: bytes, rid: int, deliveries: list[Delivery]) -> None:
+        self.router.send_multipart([identity, encode_replies([ok(rid, _deliveries(deliveries))])])
 
     def _wake(self, group: GroupState) -> None:
         """Serve parked fetches of `group`, oldest first, while it has messages for them."""
@@ -278,7 +296,7 @@ class ShardServer:
             waiter = group.waiters.popleft()
             if waiter.done:
                 continue
-            deliveries = group.deliver(state.store, state.batch, waiter.consumer,
+            deliveries = group.deliver(state.store, state.turn, waiter.consumer,
                                        waiter.max_count, state.now_ms,
                                        state.limits.max_pending_per_group)
             if not deliveries:
@@ -287,12 +305,11 @@ class ShardServer:
             self._finish(waiter, deliveries)
         while group.waiters and group.waiters[0].done:
             group.waiters.popleft()
-        state.touch_group(group)
+        state.track_timers(group)
 
-    def _cancel(self, identity: bytes, body: dict[str, Any]) -> None:
+    def _cancel(self, identity: bytes, rid: int) -> None:
         """The gateway's client went away: drop its parked fetch, if it is still parked."""
-        rid = body.get("rid")
-        entry = self.waiters.get((identity, rid.encode())) if isinstance(rid, str) else None
+        entry = self.waiters.get((identity, rid))
         if entry is not None:
             waiter, group = entry
             waiter.done = True
@@ -312,7 +329,7 @@ class ShardServer:
             del self.waiters[key]
             self.state.parked -= 1
             error = GroupNotFound(f"consumer group '{group.name}' was deleted")
-            self.router.send_multipart([key[0], *encode_error(key[1], error)])
+            self.router.send_multipart([key[0], encode_replies([failed(key[1], error)])])
 
     # --- timers -------------------------------------------------------------------------------
 
@@ -336,7 +353,7 @@ class ShardServer:
                 state.timed_groups.discard(group)
         if sweep:
             self._sweep()
-        if state.has_writes():
+        if state.turn:
             self._commit()
             self._after_commit()
         self._check_readable()
@@ -344,7 +361,7 @@ class ShardServer:
     def _sweep(self) -> None:
         state = self.state
         for queue in list(state.queues.values()):
-            queue.forget_expired(state.now_ms, state.batch)
+            queue.forget_expired(state.now_ms, state.turn)
             for group in list(queue.groups.values()):
                 idle_ms = state.now_ms - group.last_active_ms
                 if group.ttl > 0 and idle_ms > group.ttl * 1000 and not any(
@@ -353,3 +370,10 @@ class ShardServer:
                              queue.name, group.name, idle_ms / 1000)
                     handlers.delete_group(state, group)
 
+
+
+def _deliveries(deliveries: list[Delivery]) -> Deliveries:
+    if not deliveries:
+        return Deliveries()
+    positions, counts, records = zip(*deliveries)
+    return Deliveries(positions=positions, counts=counts, records=records)

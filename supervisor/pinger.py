@@ -10,7 +10,9 @@ import time
 
 import zmq
 
-from gortms.protocol import Op, decode_reply, encode_request, reply_id
+from gortms.errors import GortmsError
+from gortms.protocol import (Ping, Pong, ProtocolError, decode_replies, encode_requests,
+                             reply_value)
 
 
 class Pinger:
@@ -31,8 +33,8 @@ class Pinger:
         self._seq += 1
         deadline_ms = int((time.time() + self.deadline_s) * 1000)
         try:
-            self.sockets[index].send_multipart(
-                encode_request(b"p%d" % self._seq, Op.PING, deadline_ms, {}), zmq.NOBLOCK)
+            self.sockets[index].send(encode_requests([(self._seq, deadline_ms, Ping())]),
+                                     zmq.NOBLOCK)
         except zmq.Again:
             pass  # not connected (yet): no answer, which is what counts
 
@@ -42,12 +44,15 @@ class Pinger:
         answered = False
         while True:
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frame = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return answered
-            if reply_id(frames) is not None:
-                decode_reply(frames)
-                answered = True
+            try:
+                for _, status, body in decode_replies(frame):
+                    reply_value(status, body, Pong)
+                    answered = True
+            except (GortmsError, ProtocolError):
+                pass  # an answer that is not a pong does not count
 
     def close(self) -> None:
         for sock in self.sockets:

@@ -19,7 +19,9 @@ import zmq
 from gortms.config import Settings
 from gortms.datadir import Layout, read_state
 from gortms.errors import GortmsError
-from gortms.protocol import Op, ProtocolError, decode_reply, encode_request, reply_id
+from gortms.checks import to_builtins
+from gortms.protocol import (ProtocolError, ShardInfo, ShardInfoGet, decode_replies,
+                             encode_requests, reply_value)
 
 # Long enough for a shard busy with a group commit, short enough for a person at a terminal.
 ANSWER_DEADLINE_S = 2.0
@@ -66,7 +68,7 @@ def ask_shards(endpoints: list[str], deadline_s: float) -> list[dict[str, Any] |
     try:
         deadline_ms = int((time.time() + deadline_s) * 1000)
         for sock in sockets:
-            sock.send_multipart(encode_request(b"i", Op.SHARD_INFO, deadline_ms, {}))
+            sock.send(encode_requests([(1, deadline_ms, ShardInfoGet())]))
         return _collect(sockets, time.monotonic() + deadline_s)
     finally:
         for sock in sockets:
@@ -95,19 +97,19 @@ def _collect(sockets: list[zmq.Socket], until: float) -> list[dict[str, Any] | s
         if remaining_ms <= 0:
             break
         for sock, _ in poller.poll(remaining_ms):
-            frames = sock.recv_multipart()
-            if sock in waiting and reply_id(frames) is not None:
-                answers[waiting.pop(sock)] = _answer(frames)
+            frame = sock.recv()
+            if sock in waiting:
+                answers[waiting.pop(sock)] = _answer(frame)
                 poller.unregister(sock)
     return answers
 
 
-def _answer(frames: list[bytes]) -> dict[str, Any] | str:
+def _answer(frame: bytes) -> dict[str, Any] | str:
     try:
-        body, _ = decode_reply(frames)
+        (_, status, body), = decode_replies(frame)
+        return to_builtins(reply_value(status, body, ShardInfo))
     except (GortmsError, ProtocolError, ValueError) as exc:
         return f"error: {exc}"
-    return body
 
 
 # --- the report -------------------------------------------------------------------------------

@@ -158,8 +158,8 @@ class Broker:
 def start_broker(data_dir: Path, src: Path = ROOT, python: str = sys.executable,
                  **env: str) -> Broker:
     """`env`: GORTMS_* overrides; `src`: the source tree to run (default: this checkout)."""
-    full_env = {**os.environ, **BASE_ENV, "GORTMS_GENERAL_DATADIR": str(data_dir), **env}
-    full_env.pop("GORTMS_CONFIG", None)
+    inherited = {k: v for k, v in os.environ.items() if k != "GORTMS_CONFIG"}
+    full_env = {**inherited, **BASE_ENV, "GORTMS_GENERAL_DATADIR": str(data_dir), **env}
     if src != ROOT:  # ahead of the editable install; children inherit cwd and env
         full_env["PYTHONPATH"] = str(src)
     process = subprocess.Popen(

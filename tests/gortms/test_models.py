@@ -7,9 +7,19 @@ from typing import Any
 
 import pytest
 
+from gortms.checks import check_name, convert, format_duration, parse_duration, to_builtins
 from gortms.errors import InvalidConfig, InvalidName, InvalidParameter
-from gortms.models import (AckMode, GroupSpec, QueueConfig, Retention, check_name,
-                           format_duration, format_ts, parse_duration, parse_ts)
+from gortms.models import AckMode, GroupSpec, QueueConfig, Retention, format_ts, parse_ts
+
+
+def queue_config(body: object) -> QueueConfig:
+    """A queue config from a client's JSON, as the gateway reads one (None: every default)."""
+    return QueueConfig() if body is None else convert(body, QueueConfig, "config.", InvalidConfig)
+
+
+def group_spec(body: object) -> GroupSpec:
+    return convert(body, GroupSpec)
+
 
 # --- names --------------------------------------------------------------------------------------
 
@@ -143,31 +153,31 @@ SEED_DEFAULTS = {
 
 @pytest.mark.parametrize("body", [None, {}])
 def test_queue_config_fills_every_seed_default(body: object) -> None:
-    config = QueueConfig.from_wire(body)
-    assert config.to_wire() == SEED_DEFAULTS
+    config = queue_config(body)
+    assert to_builtins(config) == SEED_DEFAULTS
     assert config == QueueConfig()
     assert config.retention is Retention.LIMITS
     assert (config.ttl, config.ack_timeout) == (86400.0, 30.0)
 
 
 def test_queue_config_fills_nested_defaults_for_partial_objects() -> None:
-    config = QueueConfig.from_wire({"retryConfig": {"maxRetries": 7},
+    config = queue_config({"retryConfig": {"maxRetries": 7},
                                     "circuitBreakerConfig": {"openTimeout": "1m"}})
-    assert config.retry.max_retries == 7
-    assert config.to_wire()["retryConfig"] == {**SEED_DEFAULTS["retryConfig"], "maxRetries": 7}
-    assert config.to_wire()["circuitBreakerConfig"] == {
+    assert config.retry_config.max_retries == 7
+    assert to_builtins(config)["retryConfig"] == {**SEED_DEFAULTS["retryConfig"], "maxRetries": 7}
+    assert to_builtins(config)["circuitBreakerConfig"] == {
         **SEED_DEFAULTS["circuitBreakerConfig"], "openTimeout": "1m"}
 
 
 @pytest.mark.parametrize("key", ["maxSize", "maxsize", "MAXSIZE", "MaxSize"])
 def test_queue_config_keys_match_case_insensitively(key: str) -> None:
-    assert QueueConfig.from_wire({key: 5}).max_size == 5
+    assert queue_config({key: 5}).max_size == 5
 
 
 def test_nested_queue_config_keys_match_case_insensitively() -> None:
-    config = QueueConfig.from_wire({"RETRYCONFIG": {"maxretries": 9, "INITIALDELAY": "2s"},
+    config = queue_config({"RETRYCONFIG": {"maxretries": 9, "INITIALDELAY": "2s"},
                                     "ackTIMEOUT": "5s", "retryenabled": True})
-    assert (config.retry.max_retries, config.retry.initial_delay) == (9, 2.0)
+    assert (config.retry_config.max_retries, config.retry_config.initial_delay) == (9, 2.0)
     assert (config.ack_timeout, config.retry_enabled) == (5.0, True)
 
 
@@ -178,7 +188,7 @@ def test_nested_queue_config_keys_match_case_insensitively() -> None:
 ])
 def test_queue_config_refuses_unknown_keys_naming_them(body: dict, named: str) -> None:
     with pytest.raises(InvalidConfig) as info:
-        QueueConfig.from_wire(body)
+        queue_config(body)
     assert named in info.value.message
 
 
@@ -192,7 +202,7 @@ def test_queue_config_refuses_unknown_keys_naming_them(body: dict, named: str) -
 ])
 def test_queue_config_refuses_wrong_values_naming_the_key(key: str, value: Any) -> None:
     with pytest.raises(InvalidConfig) as info:
-        QueueConfig.from_wire({key: value})
+        queue_config({key: value})
     assert key in info.value.message
 
 
@@ -200,7 +210,7 @@ def test_queue_config_refuses_wrong_values_naming_the_key(key: str, value: Any) 
                                             ("retryConfig", ""), ("circuitBreakerConfig", 0)])
 def test_queue_config_refuses_falsy_non_objects_for_nested_configs(key: str, value: Any) -> None:
     with pytest.raises(InvalidConfig) as info:
-        QueueConfig.from_wire({key: value})
+        queue_config({key: value})
     assert key in info.value.message
 
 
@@ -215,7 +225,7 @@ def test_queue_config_refuses_falsy_non_objects_for_nested_configs(key: str, val
 def test_queue_config_refuses_wrong_nested_values_naming_the_path(nested: str,
                                                                   body: dict) -> None:
     with pytest.raises(InvalidConfig) as info:
-        QueueConfig.from_wire(body)
+        queue_config(body)
     parent = next(iter(body))
     assert f"{parent}.{nested}" in info.value.message
 
@@ -223,7 +233,7 @@ def test_queue_config_refuses_wrong_nested_values_naming_the_path(nested: str,
 @pytest.mark.parametrize("body", ["config", 5, ["maxSize"]])
 def test_queue_config_that_is_not_an_object_is_refused(body: object) -> None:
     with pytest.raises(InvalidConfig):
-        QueueConfig.from_wire(body)
+        queue_config(body)
 
 
 @pytest.mark.parametrize("body", [
@@ -240,14 +250,14 @@ def test_queue_config_that_is_not_an_object_is_refused(body: object) -> None:
     {"circuitBreakerConfig": {"openTimeout": "1.001s"}},
 ])
 def test_queue_config_round_trips_through_the_wire_form(body: dict) -> None:
-    config = QueueConfig.from_wire(body)
-    wire = config.to_wire()
-    assert QueueConfig.from_wire(wire) == config
-    assert QueueConfig.from_wire(wire).to_wire() == wire
+    config = queue_config(body)
+    wire = to_builtins(config)
+    assert queue_config(wire) == config
+    assert to_builtins(queue_config(wire)) == wire
 
 
 def test_queue_config_wire_form_uses_the_given_values() -> None:
-    wire = QueueConfig.from_wire({"ttl": "90m", "retention": "interest", "maxSize": 10}).to_wire()
+    wire = to_builtins(queue_config({"ttl": "90m", "retention": "interest", "maxSize": 10}))
     assert (wire["ttl"], wire["retention"], wire["maxSize"]) == ("1h30m", "interest", 10)
 
 
@@ -255,44 +265,45 @@ def test_queue_config_wire_form_uses_the_given_values() -> None:
 
 
 def test_group_spec_defaults_to_explicit_acks_from_the_earliest_message() -> None:
-    spec = GroupSpec.from_wire({"groupId": "workers"})
-    assert spec == GroupSpec("workers", AckMode.EXPLICIT, 0.0, "earliest")
+    spec = group_spec({"groupId": "workers"})
+    assert spec == GroupSpec(group_id="workers", ack_mode=AckMode.EXPLICIT, ttl=0.0,
+                             start="earliest")
 
 
 @pytest.mark.parametrize("key", ["groupId", "groupID", "groupid", "GROUPID", "GroupId"])
 def test_group_id_key_matches_case_insensitively(key: str) -> None:
-    assert GroupSpec.from_wire({key: "workers"}).group_id == "workers"
+    assert group_spec({key: "workers"}).group_id == "workers"
 
 
 @pytest.mark.parametrize("body", [{}, {"group": "workers"}, {"ackMode": "auto"}])
 def test_group_id_is_required(body: dict) -> None:
     with pytest.raises(InvalidParameter) as info:
-        GroupSpec.from_wire(body)
+        group_spec(body)
     assert "groupId" in info.value.message
 
 
 @pytest.mark.parametrize("body", [None, "workers", ["workers"]])
 def test_group_spec_body_must_be_an_object(body: object) -> None:
     with pytest.raises(InvalidParameter):
-        GroupSpec.from_wire(body)
+        group_spec(body)
 
 
 @pytest.mark.parametrize("group_id", ["a/b", "", "x" * 129, 5])
 def test_group_id_follows_the_name_rule(group_id: object) -> None:
     with pytest.raises(InvalidName):
-        GroupSpec.from_wire({"groupId": group_id})
+        group_spec({"groupId": group_id})
 
 
 @pytest.mark.parametrize(("mode", "expected"), [("explicit", AckMode.EXPLICIT),
                                                 ("auto", AckMode.AUTO)])
 def test_ack_mode_is_explicit_or_auto(mode: str, expected: AckMode) -> None:
-    assert GroupSpec.from_wire({"groupId": "g", "ackmode": mode}).ack_mode is expected
+    assert group_spec({"groupId": "g", "ackmode": mode}).ack_mode is expected
 
 
 @pytest.mark.parametrize("mode", ["manual", "", None, 1])
 def test_other_ack_modes_are_refused_naming_ack_mode(mode: object) -> None:
     with pytest.raises(InvalidParameter) as info:
-        GroupSpec.from_wire({"groupId": "g", "ackMode": mode})
+        group_spec({"groupId": "g", "ackMode": mode})
     assert "ackMode" in info.value.message
 
 
@@ -302,20 +313,20 @@ def test_other_ack_modes_are_refused_naming_ack_mode(mode: object) -> None:
     ("2025-06-29T10:30:00.5+02:00", "2025-06-29T10:30:00.5+02:00")])
 def test_group_start_is_earliest_latest_a_position_or_a_time(start: object,
                                                              expected: object) -> None:
-    assert GroupSpec.from_wire({"groupId": "g", "start": start}).start == expected
+    assert group_spec({"groupId": "g", "start": start}).start == expected
 
 
 @pytest.mark.parametrize("start", [0, -1, "0", "-3", True, 1.5, "soon", "", [], {}])
 def test_other_group_starts_are_refused_naming_start(start: object) -> None:
     with pytest.raises(InvalidParameter) as info:
-        GroupSpec.from_wire({"groupId": "g", "start": start})
+        group_spec({"groupId": "g", "start": start})
     assert "start" in info.value.message
 
 
 def test_group_ttl_is_a_duration() -> None:
-    assert GroupSpec.from_wire({"groupId": "g", "ttl": "1h30m"}).ttl == 5400.0
+    assert group_spec({"groupId": "g", "ttl": "1h30m"}).ttl == 5400.0
     with pytest.raises(InvalidParameter):
-        GroupSpec.from_wire({"groupId": "g", "ttl": "-1s"})
+        group_spec({"groupId": "g", "ttl": "-1s"})
 
 
 @pytest.mark.parametrize("body", [
@@ -325,5 +336,5 @@ def test_group_ttl_is_a_duration() -> None:
     {"groupId": "g", "start": "2025-06-29T10:30:00Z"},
 ])
 def test_group_spec_round_trips_through_the_wire_form(body: dict) -> None:
-    spec = GroupSpec.from_wire(body)
-    assert GroupSpec.from_wire(spec.to_wire()) == spec
+    spec = group_spec(body)
+    assert group_spec(to_builtins(spec)) == spec

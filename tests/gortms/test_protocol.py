@@ -1,90 +1,134 @@
-"""gortms/protocol.py: request and reply frames, stored-message records, fetch replies."""
+"""gortms/protocol: every operation as a type, frames that carry many requests, stored records,
+deliveries as JSON."""
 
 from __future__ import annotations
 
+import typing
+
+import msgspec
 import orjson
 import pytest
 
 import gortms.errors as errors
+import gortms.protocol as p
+from gortms.checks import Duration
 from gortms.errors import GortmsError
-from gortms.protocol import (PROTOCOL_VERSION, STATUS_OK, Op, ProtocolError, decode_deliveries,
-                             decode_reply, decode_request, encode_deliveries, encode_error,
-                             encode_message, encode_reply, encode_request, record_id,
-                             record_json, record_suffix, record_to_dict, record_ts, reply_id,
-                             ts_bytes, unstamped_id)
+from gortms.models import GroupSpec, QueueConfig
+from gortms.protocol import (VERSION, ProtocolError, decode_event, decode_replies, decode_request,
+                             decode_requests, deliveries_json, encode_event, encode_message,
+                             encode_replies, encode_requests, failed, ok, record_id,
+                             record_suffix, record_to_dict, record_ts, reply_value, ts_bytes,
+                             unstamped_id)
+
+Q = {"domain": "shop", "queue": "orders", "epoch": 3}
+G = {**Q, "group": "workers"}
+
+# One of each operation, every field given a value that differs from its default.
+SAMPLES: dict[type[p.Request], p.Request] = {s.__class__: s for s in [
+    p.Ping(), p.ShardInfoGet(),
+    p.DomainCreate(name="shop", schema={"fields": {"a": "number"}}),
+    p.DomainGet(name="shop"), p.DomainList(), p.DomainDelete(name="shop"),
+    p.DomainDrop(domain="shop", epoch=3), p.DomainStatsGet(epochs={"shop": 3}),
+    p.GroupListAll(epochs={"shop": 3, "other": 1}), p.QueueList(domain="shop", epoch=3),
+    p.QueueCreate(**Q, config=QueueConfig(max_size=7, ack_timeout=Duration(1.5))),
+    p.QueueGet(**Q), p.QueueDelete(**Q),
+    p.Publish(**Q, records=[b"\x00\x01raw", b"", bytes(range(256))], key="k-1"),
+    p.GroupCreate(**Q, spec=GroupSpec(group_id="g", ttl=Duration(60), start=5)),
+    p.GroupList(**Q), p.GroupGet(**G), p.GroupDelete(**G),
+    p.GroupSeek(**G, position="latest"), p.GroupSeek(**G, timestamp="2025-06-29T10:30:00Z"),
+    p.GroupTtl(**G, ttl=Duration(0.25)), p.ConsumerAdd(**G, consumer="c1"),
+    p.ConsumerRemove(**G, consumer="c1"),
+    p.Fetch(**G, consumer="c2", max=500, timeout_ms=30_000, create=True),
+    p.Cancel(target=41), p.Ack(**G, ids=["a", "b"], positions=[9]),
+    p.Nack(**G, ids=["a"], delay_ms=1500, reason="try later"), p.PendingGet(**G, limit=5),
+]}
+
+
+def _union_members() -> list[type]:
+    return list(typing.get_args(p.AnyRequest))
+
+
+def _frame(*requests: p.Request) -> bytes:
+    return encode_requests([(i + 1, 1_700_000_000_000 + i, r) for i, r in enumerate(requests)])
 
 
 def _error_classes() -> list[type[GortmsError]]:
     return [cls for cls in errors.error_classes() if cls.__module__ == "gortms.errors"]
 
 
-def _good_request() -> list[bytes]:
-    return encode_request(b"r1", Op.PUBLISH, 1_700_000_000_000, {"domain": "d"})
-
-
 # --- requests -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("op", list(Op))
-def test_a_request_round_trips_for_every_op(op: Op) -> None:
-    body = {"domain": "orders", "queue": "incoming", "n": [1, 2.5, None, True], "s": "é\"\\"}
-    frames = encode_request(b"rid-1", op, 1_700_000_000_123, body)
-    assert decode_request(frames) == (b"rid-1", op, 1_700_000_000_123, body, [])
+def test_every_operation_has_a_sample_and_a_reply_type() -> None:
+    assert set(_union_members()) == set(SAMPLES)
+    for kind in SAMPLES:
+        assert issubclass(kind.reply, p.Reply), kind
 
 
-def test_a_request_carries_its_blobs_untouched() -> None:
-    blobs = [b"\x00\x01raw", b"", b"{not json", bytes(range(256))]
-    frames = encode_request(b"r", Op.PUBLISH, 5, {}, blobs)
-    assert decode_request(frames)[4] == blobs
+def test_operation_names_are_unique() -> None:
+    tags = [msgspec.inspect.type_info(k).tag for k in _union_members()]
+    assert len(tags) == len(set(tags))
 
 
-def test_request_frames_start_with_a_header_naming_the_version_id_op_and_deadline() -> None:
-    frames = _good_request()
-    assert frames[0].split(b" ")[0] == PROTOCOL_VERSION
-    assert frames[0].split(b" ")[2] == b"publish"
-    assert len(frames) == 2
+@pytest.mark.parametrize("request_", SAMPLES.values(), ids=lambda r: type(r).__name__)
+def test_a_request_round_trips_with_its_id_and_deadline(request_: p.Request) -> None:
+    (rid, deadline, raw), = decode_requests(_frame(request_))
+    assert (rid, deadline) == (1, 1_700_000_000_000)
+    assert decode_request(raw) == request_
 
 
-def test_decode_request_accepts_memoryviews() -> None:
-    frames = [memoryview(f) for f in _good_request()]
-    assert decode_request(frames)[:2] == (b"r1", Op.PUBLISH)
+def test_many_requests_travel_in_one_frame_in_order() -> None:
+    requests = list(SAMPLES.values())
+    items = decode_requests(_frame(*requests))
+    assert [rid for rid, _, _ in items] == list(range(1, len(requests) + 1))
+    assert [decode_request(raw) for _, _, raw in items] == requests
 
 
-def test_an_unknown_op_is_a_protocol_error() -> None:
-    frames = _good_request()
-    frames[0] = frames[0].replace(b"publish", b"explode")
-    with pytest.raises(ProtocolError, match="explode"):
-        decode_request(frames)
+def test_a_frame_starts_with_the_version() -> None:
+    assert _frame(p.Ping()).startswith(VERSION)
 
 
-@pytest.mark.parametrize("version", [b"G0", b"G2", b"", b"HTTP/1.1"])
-def test_a_wrong_version_is_a_protocol_error(version: bytes) -> None:
-    frames = _good_request()
-    frames[0] = frames[0].replace(PROTOCOL_VERSION, version, 1)
+def test_decode_requests_accepts_a_memoryview() -> None:
+    assert len(decode_requests(memoryview(_frame(p.Ping(), p.Ping())))) == 2
+
+
+@pytest.mark.parametrize("frame", [b"", b"G1", b"G1\x90", b"HTTP/1.1 200", VERSION + b"\xc1",
+                                   VERSION + msgspec.msgpack.encode({"a": 1}),
+                                   VERSION + msgspec.msgpack.encode([[1, "soon", {}]])])
+def test_a_malformed_frame_is_a_protocol_error(frame: bytes) -> None:
     with pytest.raises(ProtocolError):
-        decode_request(frames)
+        decode_requests(frame)
 
 
-def test_missing_frames_are_a_protocol_error() -> None:
+@pytest.mark.parametrize("body", [
+    {"op": "explode"},
+    {"domain": "shop"},  # no op
+    {"op": "publish", **Q, "records": []},  # at least one record
+    {"op": "publish", **Q},  # records missing
+    {"op": "queue_get", **Q, "epoch": "3"},
+    {"op": "queue_get", **Q, "queue": "not a name"},
+    {"op": "fetch", **G, "max": 0},
+    {"op": "fetch", **G, "timeout_ms": -1},
+    {"op": "cancel", "target": "x"},
+    {"op": "group_ttl", **G, "ttl": "soon"},
+    "text", 5, None,
+], ids=repr)
+def test_a_body_that_does_not_fit_its_type_is_a_protocol_error(body: object) -> None:
+    raw = msgspec.msgpack.encode(body)
     with pytest.raises(ProtocolError):
-        decode_request(_good_request()[:1])
+        decode_request(raw)
 
 
-@pytest.mark.parametrize("body", [b"[1, 2]", b"\"text\"", b"5", b"null", b"{bad json", b""])
-def test_a_body_that_is_not_an_object_is_a_protocol_error(body: bytes) -> None:
-    frames = _good_request()
-    frames[1] = body
+def test_one_bad_body_fails_alone_in_its_frame() -> None:
+    frame = VERSION + msgspec.msgpack.encode([
+        [1, 5, msgspec.Raw(msgspec.msgpack.encode(p.Ping()))],
+        [2, 5, {"op": "explode"}],
+        [3, 5, msgspec.Raw(msgspec.msgpack.encode(p.QueueGet(**Q)))]])
+    items = decode_requests(frame)
+    assert decode_request(items[0][2]) == p.Ping()
     with pytest.raises(ProtocolError):
-        decode_request(frames)
-
-
-@pytest.mark.parametrize("deadline", [b"soon", b"", b"1.5"])
-def test_a_malformed_deadline_is_a_protocol_error(deadline: bytes) -> None:
-    frames = _good_request()
-    head = frames[0].split(b" ")
-    frames[0] = b" ".join(head[:3] + [deadline])
-    with pytest.raises(ProtocolError):
-        decode_request(frames)
+        decode_request(items[1][2])
+    assert decode_request(items[2][2]) == p.QueueGet(**Q)
 
 
 def test_protocol_error_is_a_value_error() -> None:
@@ -93,50 +137,87 @@ def test_protocol_error_is_a_value_error() -> None:
 
 # --- replies --------------------------------------------------------------------------------
 
+GROUP = p.GroupInfo(group_id="g", domain="shop", queue="orders", position=4, lag=1, pending=2,
+                    ack_floor=3, consumers=[p.Consumer(id="c", last_seen="t")],
+                    ttl=Duration(90), ack_mode="auto", start="latest", created_at="t",
+                    last_activity="t", waiting=0, circuit="disabled")
+REPLIES = [
+    p.Pong(shard=1, pid=2),
+    p.Published(first_position=5, count=2, message_ids=["a", "b"], duplicate=True),
+    p.QueueInfo(name="q", domain="d", config=QueueConfig(ttl=Duration(0)), message_count=1,
+                bytes=10, first_position=1, last_position=1, groups=0, created_at="t"),
+    p.GroupCreated(created=True, group=GROUP),
+    p.Deliveries(positions=[1, 9], counts=[1, 3], records=[b"r1", b""]),
+    p.Acked(acked=2, unknown=["x", 7]),
+    p.DomainStats(domains={"d": p.DomainCounts(queue_count=1, message_count=2, bytes=3)}),
+]
 
-def test_a_reply_round_trips_with_blobs() -> None:
-    frames = encode_reply(b"r9", {"acked": 3, "unknown": ["x"]}, [b"b1", b"b2"])
-    assert frames[0].split(b" ")[2] == STATUS_OK
-    assert reply_id(frames) == b"r9"
-    assert decode_reply(frames) == ({"acked": 3, "unknown": ["x"]}, [b"b1", b"b2"])
+
+@pytest.mark.parametrize("reply", REPLIES, ids=lambda r: type(r).__name__)
+def test_a_reply_round_trips_as_its_type(reply: p.Reply) -> None:
+    (rid, status, body), = decode_replies(encode_replies([ok(9, reply)]))
+    assert rid == 9 and status == "ok"
+    assert reply_value(status, body, type(reply)) == reply
 
 
-def test_a_reply_body_given_as_bytes_is_sent_as_is() -> None:
-    frames = encode_reply(b"r", b'{"pre":"encoded"}')
-    assert frames[1] == b'{"pre":"encoded"}'
-    assert decode_reply(frames) == ({"pre": "encoded"}, [])
+def test_replies_to_many_requests_travel_in_one_frame() -> None:
+    frame = encode_replies([ok(1, p.Pong(shard=0, pid=1)), failed(2, errors.QueueNotFound("x")),
+                            ok(3, p.Deleted(deleted="q"))])
+    assert [rid for rid, _, _ in decode_replies(frame)] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("frames", [[], [PROTOCOL_VERSION + b" r"], [b"G0 r ok", b"{}"],
-                                    [b"G1 r", b"{}"]])
-def test_reply_id_of_a_foreign_message_is_none(frames: list[bytes]) -> None:
-    assert reply_id(frames) is None
+def test_a_pre_encoded_reply_body_is_sent_as_it_is() -> None:
+    raw = p.encode_body(p.Pong(shard=3, pid=4))
+    (_, status, body), = decode_replies(encode_replies([ok(1, raw)]))
+    assert reply_value(status, body, p.Pong) == p.Pong(shard=3, pid=4)
+
+
+def test_a_reply_of_the_wrong_shape_is_a_protocol_error() -> None:
+    (_, status, body), = decode_replies(encode_replies([ok(1, p.Pong(shard=1, pid=2))]))
+    with pytest.raises(ProtocolError):
+        reply_value(status, body, p.QueueInfo)
 
 
 @pytest.mark.parametrize("cls", [c for c in _error_classes() if c is not errors.ConfigError],
                          ids=lambda c: c.__name__)
 def test_an_error_reply_raises_the_same_error_class_with_its_message(
         cls: type[GortmsError]) -> None:
-    frames = encode_error(b"r7", cls("queue 'q' is gone, create it first"))
-    assert reply_id(frames) == b"r7"
+    (rid, status, body), = decode_replies(encode_replies([failed(7, cls("queue 'q' is gone"))]))
+    assert rid == 7 and status == cls.code
     with pytest.raises(cls) as info:
-        decode_reply(frames)
+        reply_value(status, body, p.Pong)
     assert type(info.value) is cls
-    assert info.value.message == "queue 'q' is gone, create it first"
-
-
-def test_a_config_error_reply_keeps_its_problems_as_text() -> None:
-    frames = encode_error(b"r", errors.ConfigError(["a: bad", "b: worse"]))
-    with pytest.raises(errors.ConfigError) as info:
-        decode_reply(frames)
-    assert info.value.message == "a: bad; b: worse"
+    assert info.value.message == "queue 'q' is gone"
 
 
 def test_an_error_reply_with_an_unknown_code_is_an_internal_error() -> None:
-    frames = [PROTOCOL_VERSION + b" r from_the_future", b'{"message":"new"}']
+    frame = VERSION + msgspec.msgpack.encode(
+        [[1, "from_the_future", {"error": "from_the_future", "message": "new"}]])
+    (_, status, body), = decode_replies(frame)
     with pytest.raises(GortmsError) as info:
-        decode_reply(frames)
+        reply_value(status, body, p.Pong)
     assert type(info.value) is GortmsError and info.value.message == "new"
+
+
+def test_reply_bodies_use_the_apis_camel_case_names() -> None:
+    data = orjson.loads(msgspec.json.encode(GROUP, enc_hook=p.wire.enc_hook))
+    assert data["groupId"] == "g" and data["ackFloor"] == 3 and data["ttl"] == "1m30s"
+    assert data["consumers"] == [{"id": "c", "lastSeen": "t"}]
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def test_a_catalog_event_round_trips() -> None:
+    event = p.CatalogEvent(kind="queue", domain="d", queue="q")
+    topic, body = encode_event(event)
+    assert topic == p.TOPIC_CATALOG
+    assert decode_event(body) == event
+
+
+def test_a_malformed_event_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError):
+        decode_event(VERSION + b"\x01")
 
 
 # --- stored records -------------------------------------------------------------------------
@@ -159,23 +240,6 @@ def test_a_record_gives_back_its_id_and_timestamp(message_id: str) -> None:
     assert unstamped_id(encode_message(message_id, b"{}", b"{}")) == message_id
 
 
-def test_record_json_splices_leading_members_and_keeps_the_payload_bytes() -> None:
-    record = _record()
-    data = record_json(record, b'"position":3,')
-    assert data.startswith(b'{"position":3,')
-    assert PAYLOAD in data
-    parsed = orjson.loads(data.replace(b"12345678901234567890", b"1"))
-    assert parsed == {"position": 3, "id": "m-1", "headers": {"x-trace": "abc"},
-                      "payload": {"amount": 12.5, "note": "café", "big": 1}}
-
-
-def test_record_json_with_several_leading_members_is_valid_json() -> None:
-    record = _record("é\"id", b"{}", b'{"a":[1,{"b":null}]}')
-    data = record_json(record, b'"position":3,"deliveryCount":2,"timestamp":"t",')
-    assert orjson.loads(data) == {"position": 3, "deliveryCount": 2, "timestamp": "t",
-                                  "id": "é\"id", "headers": {}, "payload": {"a": [1, {"b": None}]}}
-
-
 def test_record_to_dict_decodes_everything() -> None:
     record = _record("m-2", b'{"h":"v"}', b'{"k":[1,2]}')
     assert record_to_dict(record) == {"id": "m-2", "headers": {"h": "v"}, "payload": {"k": [1, 2]},
@@ -191,51 +255,23 @@ def test_timestamps_are_big_endian_so_records_sort_by_time() -> None:
     assert len(ts_bytes(TS_MS)) == 8
 
 
-# --- deliveries -----------------------------------------------------------------------------
+# --- deliveries as JSON ---------------------------------------------------------------------
 
 
-def test_deliveries_round_trip() -> None:
-    deliveries = [(1, 1, _record("a")), (7, 3, _record("b")), (8, 1, b"")]
-    body, blobs = encode_deliveries(deliveries)
-    assert decode_deliveries(orjson.loads(body), blobs) == deliveries
+def test_deliveries_json_splices_each_record_and_keeps_the_payload_bytes() -> None:
+    deliveries = p.Deliveries(positions=[3, 9], counts=[1, 2],
+                              records=[_record(), ts_bytes(TS_MS + 1) + encode_message(
+                                  'é"id', b"{}", b'{"a":[1,{"b":null}]}')])
+    data = deliveries_json(deliveries)
+    assert PAYLOAD in data
+    parsed = orjson.loads(data.replace(b"12345678901234567890", b"1"))
+    assert parsed == {"count": 2, "messages": [
+        {"position": 3, "deliveryCount": 1, "timestamp": "2025-06-29T10:30:00.123Z",
+         "id": "m-1", "headers": {"x-trace": "abc"},
+         "payload": {"amount": 12.5, "note": "café", "big": 1}},
+        {"position": 9, "deliveryCount": 2, "timestamp": "2025-06-29T10:30:00.124Z",
+         "id": 'é"id', "headers": {}, "payload": {"a": [1, {"b": None}]}}]}
 
 
-def test_no_deliveries_round_trip() -> None:
-    body, blobs = encode_deliveries([])
-    assert decode_deliveries(orjson.loads(body), blobs) == []
-
-
-def test_deliveries_travel_as_a_reply() -> None:
-    deliveries = [(4, 2, _record("a"))]
-    frames = encode_reply(b"r", *encode_deliveries(deliveries))
-    assert decode_deliveries(*decode_reply(frames)) == deliveries
-
-
-@pytest.mark.parametrize(("body", "blobs"), [
-    ({"positions": [1, 2], "counts": [1, 1]}, [b"x"]),
-    ({"positions": [1], "counts": []}, [b"x"]),
-    ({}, [b"x"]),
-])
-def test_disagreeing_deliveries_are_a_protocol_error(body: dict, blobs: list[bytes]) -> None:
-    with pytest.raises(ProtocolError):
-        decode_deliveries(body, blobs)
-
-
-def test_blobs_travel_packed_in_two_frames_whatever_their_number() -> None:
-    from gortms.protocol import pack_blobs, unpack_blobs
-    blobs = [b"", b"a", b"xyz" * 1000, bytes(range(256))]
-    frames = pack_blobs(blobs)
-    assert len(frames) == 2
-    assert unpack_blobs(frames) == blobs
-    assert pack_blobs([]) == [] and unpack_blobs([]) == []
-    request = encode_request(b"7", Op.PUBLISH, 1, {}, blobs)
-    assert len(request) == 4
-    assert decode_request(request)[4] == blobs
-
-
-@pytest.mark.parametrize("frames", [[b"\x00\x00\x00\x05", b"abc"], [b"\x00\x00", b""],
-                                    [b"\x00\x00\x00\x01"], [b"", b"", b""]])
-def test_blob_frames_that_do_not_add_up_are_a_protocol_error(frames) -> None:
-    from gortms.protocol import unpack_blobs
-    with pytest.raises(ProtocolError):
-        unpack_blobs(frames)
+def test_no_deliveries_is_an_empty_list() -> None:
+    assert orjson.loads(deliveries_json(p.Deliveries())) == {"messages": [], "count": 0}

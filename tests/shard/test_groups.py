@@ -11,12 +11,14 @@ from collections import Counter
 import orjson
 import pytest
 
+from gortms.checks import to_builtins
 from gortms.models import AckMode, GroupSpec, QueueConfig
 from gortms.protocol import encode_message, record_id, record_to_dict, ts_bytes
 from shard.groups import Delivery, GroupState
 from shard.memory import MemoryStore
 from shard.queues import QueueState
 from shard.store import (cursor_key, message_prefix, pos_bytes, prefix_end, redelivery_prefix)
+from shard.turn import Turn
 
 QID = 1
 T0 = 1_751_193_000_000  # epoch ms
@@ -34,35 +36,43 @@ class World:
     def publish(self, count: int = 1, ids: list[str] | None = None, ts_ms: int = T0) -> int:
         ids = ids or [f"m{self.published + i + 1}" for i in range(count)]
         records = [encode_message(i, b"{}", orjson.dumps({"n": i})) for i in ids]
-        batch = self.store.batch()
-        first = self.queue.append(batch, ts_bytes(ts_ms), records)
-        self.store.write(batch, sync=False)
+        turn = Turn(self.store)
+        first = self.queue.append(turn, ts_bytes(ts_ms), records)
+        turn.commit()
         self.published += len(ids)
         return first
 
     def group(self, name: str = "g", mode: str = "explicit", position: int = 1) -> GroupState:
-        group = GroupState(self.queue, GroupSpec(name, AckMode(mode)), T0, position)
+        group = GroupState(self.queue, GroupSpec(group_id=name, ack_mode=AckMode(mode)), T0,
+                           position)
         self.queue.groups[name] = group
         return group
 
     def fetch(self, group: GroupState, consumer: str = "c1", count: int = 10, now_ms: int = T0,
               max_pending: int = 10_000) -> list[Delivery]:
-        batch = self.store.batch()
-        out = group.deliver(self.store, batch, consumer, count, now_ms, max_pending)
-        self.store.write(batch, sync=False)
+        turn = Turn(self.store)
+        out = group.deliver(self.store, turn, consumer, count, now_ms, max_pending)
+        turn.commit()
         return out
 
     def ack(self, group: GroupState, ids: list[str] = (), positions: list[int] = (),
             now_ms: int = T0) -> tuple[int, list]:
-        batch = self.store.batch()
-        out = group.ack(list(ids), list(positions), batch, now_ms)
-        self.store.write(batch, sync=False)
+        turn = Turn(self.store)
+        out = group.ack(list(ids), list(positions), turn, now_ms)
+        turn.commit()
+        return out
+
+    def nack(self, group: GroupState, ids: list[str], positions: list[int], delay_ms: int,
+             now_ms: int, reason: str | None = None) -> tuple[int, list]:
+        turn = Turn(self.store)
+        out = group.nack(list(ids), list(positions), delay_ms, now_ms, turn, reason)
+        turn.commit()
         return out
 
     def seek(self, group: GroupState, position: int) -> None:
-        batch = self.store.batch()
-        group.seek(position, batch)
-        self.store.write(batch, sync=False)
+        turn = Turn(self.store)
+        group.seek(position, turn)
+        turn.commit()
 
     def delete_message(self, position: int) -> None:
         batch = self.store.batch()
@@ -113,9 +123,9 @@ def test_queue_info_reports_positions_and_groups() -> None:
     world.publish(4)
     world.group()
     info = world.queue.info()
-    assert (info["messageCount"], info["firstPosition"], info["lastPosition"], info["groups"]) \
+    assert (info.message_count, info.first_position, info.last_position, info.groups) \
         == (4, 1, 4, 1)
-    assert info["config"] == QueueConfig().to_wire()
+    assert info.config == QueueConfig()
 
 
 # --- delivering new messages ----------------------------------------------------------------
@@ -155,9 +165,9 @@ def test_competing_consumers_never_get_the_same_pending_message() -> None:
     every = sorted(p for taken in got.values() for p in taken)
     assert every == list(range(1, 101))
     assert all(got.values())
-    assert {e["consumer"] for e in group.pending_view(1000)} == set(got)
+    assert {e.consumer for e in group.pending_view(1000)} == set(got)
     for entry in group.pending_view(1000):
-        assert entry["position"] in got[entry["consumer"]]
+        assert entry.position in got[entry.consumer]
 
 
 def test_separate_groups_each_see_every_message() -> None:
@@ -261,7 +271,7 @@ def test_a_nacked_message_is_redelivered_at_once_with_its_count_incremented() ->
     world.publish(2)
     group = world.group()
     world.fetch(group)
-    assert group.nack(["m1"], [], 0, T0) == (1, [])
+    assert world.nack(group, ["m1"], [], 0, T0) == (1, [])
     out = world.fetch(group, "c2")
     assert positions(out) == [1] and counts(out) == [2]
     assert group.pending[1].consumer == "c2"
@@ -272,8 +282,8 @@ def test_due_redeliveries_come_before_new_messages() -> None:
     world.publish(3)
     group = world.group()
     world.fetch(group, count=3)
-    group.nack(["m3"], [], 0, T0)
-    group.nack([], [2], 0, T0)
+    world.nack(group, ["m3"], [], 0, T0)
+    world.nack(group, [], [2], 0, T0)
     world.publish(3)
     out = world.fetch(group, "c2", count=3)
     assert positions(out) == [2, 3, 4]
@@ -285,7 +295,7 @@ def test_redeliveries_alone_can_fill_a_fetch() -> None:
     world.publish(4)
     group = world.group()
     world.fetch(group, count=3)
-    group.nack(["m1", "m2", "m3"], [], 0, T0)
+    world.nack(group, ["m1", "m2", "m3"], [], 0, T0)
     assert positions(world.fetch(group, count=2)) == [1, 2]
     assert positions(world.fetch(group, count=2)) == [3, 4]
 
@@ -295,7 +305,7 @@ def test_nack_of_unknown_ids_is_reported() -> None:
     world.publish(1)
     group = world.group()
     world.fetch(group)
-    assert group.nack(["m1", "ghost"], [42], 0, T0) == (1, ["ghost", 42])
+    assert world.nack(group, ["m1", "ghost"], [42], 0, T0) == (1, ["ghost", 42])
 
 
 def test_a_nack_with_delay_becomes_due_only_after_the_delay() -> None:
@@ -303,7 +313,7 @@ def test_a_nack_with_delay_becomes_due_only_after_the_delay() -> None:
     world.publish(1)
     group = world.group()
     world.fetch(group)
-    group.nack(["m1"], [], 5_000, T0 + 100)
+    world.nack(group, ["m1"], [], 5_000, T0 + 100)
     assert world.fetch(group, now_ms=T0 + 100) == []
     assert group.expire(T0 + 5_099) is False
     assert world.fetch(group, now_ms=T0 + 5_099) == []
@@ -317,7 +327,7 @@ def test_a_delayed_message_does_not_hold_back_new_messages() -> None:
     world.publish(1)
     group = world.group()
     world.fetch(group)
-    group.nack(["m1"], [], 60_000, T0)
+    world.nack(group, ["m1"], [], 60_000, T0)
     world.publish(1)
     assert positions(world.fetch(group)) == [2]
 
@@ -361,7 +371,7 @@ def test_a_nacked_message_is_redelivered_once_even_after_its_old_deadline_passes
     world.publish(1)
     group = world.group()
     world.fetch(group, now_ms=T0)
-    group.nack(["m1"], [], 0, T0)
+    world.nack(group, ["m1"], [], 0, T0)
     group.expire(T0 + ACK_TIMEOUT_MS)
     assert positions(world.fetch(group, now_ms=T0 + ACK_TIMEOUT_MS)) == [1]
     assert world.fetch(group, now_ms=T0 + ACK_TIMEOUT_MS) == []
@@ -372,8 +382,8 @@ def test_nacking_a_message_twice_before_its_redelivery_delivers_it_once() -> Non
     world.publish(1)
     group = world.group()
     world.fetch(group)
-    group.nack(["m1"], [], 0, T0)
-    group.nack(["m1"], [], 0, T0)
+    world.nack(group, ["m1"], [], 0, T0)
+    world.nack(group, ["m1"], [], 0, T0)
     out = world.fetch(group, "c2", count=10)
     assert positions(out) == [1]
     assert counts(out) == [2]
@@ -385,7 +395,7 @@ def test_a_late_nack_of_a_timed_out_message_does_not_deliver_it_twice() -> None:
     group = world.group()
     world.fetch(group, "c1", now_ms=T0)
     group.expire(T0 + ACK_TIMEOUT_MS)  # c1 was too slow: the message is due again
-    group.nack([], [1], 0, T0 + ACK_TIMEOUT_MS + 1)  # then c1 gives it up
+    world.nack(group, [], [1], 0, T0 + ACK_TIMEOUT_MS + 1)  # then c1 gives it up
     out = world.fetch(group, "c2", count=10, now_ms=T0 + ACK_TIMEOUT_MS + 1)
     assert positions(out) == [1]
 
@@ -406,7 +416,7 @@ def test_a_message_deleted_while_due_is_settled_not_delivered() -> None:
     world.publish(2)
     group = world.group()
     world.fetch(group)
-    group.nack(["m1"], [], 0, T0)
+    world.nack(group, ["m1"], [], 0, T0)
     world.delete_message(1)
     assert world.fetch(group, "c2") == []
     assert sorted(group.pending) == [2]
@@ -418,9 +428,9 @@ def test_delivery_counts_of_redeliveries_are_stored_until_acked() -> None:
     world.publish(2)
     group = world.group()
     world.fetch(group)
-    group.nack(["m1", "m2"], [], 0, T0)
+    world.nack(group, ["m1", "m2"], [], 0, T0)
     world.fetch(group)
-    group.nack(["m1"], [], 0, T0)
+    world.nack(group, ["m1"], [], 0, T0)
     world.fetch(group)
     assert world.redelivery_counts(group) == {1: 3, 2: 2}
     world.ack(group, ids=["m1"])
@@ -444,7 +454,7 @@ def test_releasing_a_consumer_leaves_its_delayed_messages_delayed() -> None:
     world.publish(1)
     group = world.group()
     world.fetch(group, "c1")
-    group.nack(["m1"], [], 10_000, T0)
+    world.nack(group, ["m1"], [], 10_000, T0)
     group.release_consumer("c1")
     assert world.fetch(group, "c2", now_ms=T0 + 1) == []
 
@@ -469,7 +479,7 @@ def test_max_pending_still_allows_redeliveries() -> None:
     world.publish(10)
     group = world.group()
     world.fetch(group, count=10, max_pending=3)
-    group.nack(["m1"], [], 0, T0)
+    world.nack(group, ["m1"], [], 0, T0)
     assert group.can_deliver(3) is True
     out = world.fetch(group, count=10, max_pending=3)
     assert positions(out) == [1] and counts(out) == [2]
@@ -507,9 +517,9 @@ def test_seek_resets_position_and_pending() -> None:
     group = world.group()
     world.fetch(group, count=6)
     world.ack(group, ids=["m1", "m2", "m5"])
-    group.nack(["m3"], [], 0, T0)
+    world.nack(group, ["m3"], [], 0, T0)
     world.fetch(group)
-    group.nack(["m4"], [], 60_000, T0)
+    world.nack(group, ["m4"], [], 60_000, T0)
     world.seek(group, 2)
     assert group.position == 2
     assert group.pending == {} and group.acks.floor == 2 and group.acks.ranges() == []
@@ -562,9 +572,9 @@ def test_group_info_reports_position_lag_and_pending() -> None:
     group = world.group()
     world.fetch(group, "c1", count=2, now_ms=T0 + 7)
     info = group.info()
-    assert (info["position"], info["lag"], info["pending"]) == (3, 3, 2)
-    assert info["consumers"] == [{"id": "c1", "lastSeen": "2025-06-29T10:30:00.007Z"}]
-    assert (info["ackMode"], info["groupId"], info["queue"]) == ("explicit", "g", "orders")
+    assert (info.position, info.lag, info.pending) == (3, 3, 2)
+    assert to_builtins(info.consumers) == [{"id": "c1", "lastSeen": "2025-06-29T10:30:00.007Z"}]
+    assert (info.ack_mode, info.group_id, info.queue) == ("explicit", "g", "orders")
 
 
 def test_pending_view_lists_consumer_count_deadline_and_state() -> None:
@@ -572,8 +582,8 @@ def test_pending_view_lists_consumer_count_deadline_and_state() -> None:
     world.publish(2)
     group = world.group()
     world.fetch(group, "c1", now_ms=T0)
-    group.nack(["m2"], [], 0, T0, "bad input")
-    assert group.pending_view(10) == [
+    world.nack(group, ["m2"], [], 0, T0, "bad input")
+    assert to_builtins(group.pending_view(10)) == [
         {"id": "m1", "position": 1, "consumer": "c1", "deliveryCount": 1,
          "deadline": "2025-06-29T10:30:30.000Z", "state": "delivered", "lastNackReason": None},
         {"id": "m2", "position": 2, "consumer": "c1", "deliveryCount": 1,
@@ -587,9 +597,9 @@ def test_a_message_nacked_with_a_delay_shows_when_it_becomes_due() -> None:
     world.publish(1)
     group = world.group()
     world.fetch(group, "c1", now_ms=T0)
-    group.nack(["m1"], [], 5000, T0)
+    world.nack(group, ["m1"], [], 5000, T0)
     [entry] = group.pending_view(10)
-    assert (entry["state"], entry["deadline"]) == ("delayed", "2025-06-29T10:30:05.000Z")
+    assert (entry.state, entry.deadline) == ("delayed", "2025-06-29T10:30:05.000Z")
 
 
 # --- restart ----------------------------------------------------------------------------------
@@ -597,18 +607,16 @@ def test_a_message_nacked_with_a_delay_shows_when_it_becomes_due() -> None:
 
 def _restart(world: World, group: GroupState) -> GroupState:
     """What shard/loader.py does: a fresh group from its stored cursor, pending restored."""
-    batch = world.store.batch()
-    group.write_records(batch)
-    world.store.write(batch, sync=False)
+    turn = Turn(world.store)
+    group.write_record(turn)
+    turn.commit()
     fresh = GroupState(world.queue, group.spec, T0, world.queue.first)
     cursor = world.store.get(cursor_key(QID, group.name))
     assert cursor is not None
     fresh.restore_cursor(cursor)
     unacked = list(fresh.acks.gaps(fresh.position))
     records = world.store.get_many([message_prefix(QID) + pos_bytes(p) for p in unacked])
-    batch = world.store.batch()
-    fresh.restore_pending(unacked, records, world.redelivery_counts(group), batch)
-    world.store.write(batch, sync=False)
+    fresh.restore_pending(unacked, records, world.redelivery_counts(group))
     world.queue.groups[group.name] = fresh
     return fresh
 
@@ -619,12 +627,12 @@ def test_after_a_restart_unacked_deliveries_are_due_again_with_their_counts() ->
     group = world.group()
     world.fetch(group, count=5)
     world.ack(group, ids=["m1", "m3"])
-    group.nack(["m4"], [], 0, T0)
+    world.nack(group, ["m4"], [], 0, T0)
     world.fetch(group, count=1)  # m4 again: delivery count 2, stored
     fresh = _restart(world, group)
     assert fresh.position == 6
     assert sorted(fresh.pending) == [2, 4, 5]
-    assert {e["state"] for e in fresh.pending_view(10)} == {"due"}
+    assert {e.state for e in fresh.pending_view(10)} == {"due"}
     out = world.fetch(fresh, "c9", count=10)
     assert positions(out) == [2, 4, 5, 6, 7]
     assert counts(out) == [2, 3, 2, 1, 1]
@@ -692,7 +700,7 @@ def test_a_message_is_never_held_by_two_consumers_at_once(seed: int) -> None:
         elif roll < 0.95:
             mine = [p for p, (c, _) in held.items() if c == consumer]
             chosen = rng.sample(mine, k=min(len(mine), 2))
-            assert group.nack([], chosen, rng.choice([0, 0, 300]), now) == (len(chosen), [])
+            assert world.nack(group, [], chosen, rng.choice([0, 0, 300]), now) == (len(chosen), [])
             for pos in chosen:
                 del held[pos]
         else:

@@ -12,9 +12,13 @@ import pytest
 import zmq
 import zmq.asyncio
 
+import msgspec
+
 from gortms.errors import GortmsError
-from gortms.protocol import (Op, decode_deliveries, decode_reply, encode_message, encode_request,
-                             reply_id)
+from gortms.models import GroupSpec
+from gortms.protocol import (VERSION, DomainCreate, Fetch, GroupCreate, Publish, QueueCreate,
+                             QueueGet, Request, decode_replies, encode_message, encode_requests,
+                             reply_value)
 from shard.memory import MemoryStore
 from shard.server import ShardServer
 from shard.state import Limits, ShardState
@@ -33,26 +37,36 @@ class Client:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
         self.next = 0
+        self.kinds: dict[int, type] = {}
+        self.frames = 0
 
-    async def send(self, op: Op, body: dict[str, Any], blobs: list[bytes] = (),
-                   deadline_s: float = 5.0) -> bytes:
-        self.next += 1
-        rid = b"%d" % self.next
+    async def send(self, *requests: Request, deadline_s: float = 5.0) -> list[int]:
+        """The requests in one frame; their ids."""
         deadline_ms = int((time.time() + deadline_s) * 1000)
-        await self.sock.send_multipart(encode_request(rid, op, deadline_ms, body, blobs))
-        return rid
+        items = []
+        for request in requests:
+            self.next += 1
+            self.kinds[self.next] = request.reply
+            items.append((self.next, deadline_ms, request))
+        await self.sock.send(encode_requests(items))
+        return [rid for rid, _, _ in items]
 
-    async def replies(self, count: int, timeout_s: float = 5.0) -> dict[bytes, list[bytes]]:
-        got = {}
+    async def replies(self, count: int, timeout_s: float = 5.0) -> dict[int, tuple[str, Any]]:
+        got: dict[int, tuple[str, Any]] = {}
+        self.frames = 0
         async with asyncio.timeout(timeout_s):
             while len(got) < count:
-                frames = await self.sock.recv_multipart()
-                got[reply_id(frames)] = frames
+                self.frames += 1
+                for rid, status, body in decode_replies(await self.sock.recv()):
+                    got[rid] = (status, body)
         return got
 
-    async def call(self, op: Op, body: dict[str, Any], blobs: list[bytes] = ()) -> Any:
-        rid = await self.send(op, body, blobs)
-        return decode_reply((await self.replies(1))[rid])
+    def value(self, rid: int, answer: tuple[str, Any]) -> Any:
+        return reply_value(answer[0], answer[1], self.kinds[rid])
+
+    async def call(self, request: Request) -> Any:
+        [rid] = await self.send(request)
+        return self.value(rid, (await self.replies(1))[rid])
 
     def close(self) -> None:
         self.sock.close()
@@ -71,8 +85,8 @@ async def shard() -> AsyncIterator[tuple[ShardServer, MemoryStore, Client]]:
         server = ShardServer(state, f"ipc://{run_dir}/r", f"ipc://{run_dir}/p")
         task = asyncio.create_task(server.serve(handle_signals=False))
         client = Client(f"ipc://{run_dir}/r")
-        await client.call(Op.DOMAIN_CREATE, {"name": "d"})
-        await client.call(Op.QUEUE_CREATE, QUEUE)
+        await client.call(DomainCreate(name="d"))
+        await client.call(QueueCreate(**QUEUE))
         yield server, store, client
         client.close()
         server.stopping.set()
@@ -83,40 +97,64 @@ def message(i: int) -> bytes:
     return encode_message(f"m{i}", b"{}", b'{"i":%d}' % i)
 
 
+def publish(*messages: int) -> Publish:
+    return Publish(**QUEUE, records=[message(i) for i in messages])
+
+
 async def test_a_burst_of_publishes_shares_a_few_fsyncs_and_all_are_answered(shard):
     server, store, client = shard
     synced_before = store.synced_writes
-    rids = [await client.send(Op.PUBLISH, QUEUE, [message(i)]) for i in range(200)]
+    rids = [(await client.send(publish(i)))[0] for i in range(200)]
     replies = await client.replies(200)
-    positions = sorted(decode_reply(replies[rid])[0]["firstPosition"] for rid in rids)
+    positions = sorted(client.value(rid, replies[rid]).first_position for rid in rids)
     assert positions == list(range(1, 201))
     # Requests that arrive while a turn runs share the next turn's WriteBatch and fsync;
     # one commit per request would be 200.
     assert store.synced_writes - synced_before <= 10
 
 
+async def test_requests_in_one_frame_are_answered_in_one_frame(shard):
+    server, store, client = shard
+    rids = await client.send(*(publish(i) for i in range(50)), QueueGet(**QUEUE))
+    replies = await client.replies(51)
+    assert client.frames == 1
+    assert [client.value(rid, replies[rid]).first_position for rid in rids[:50]] == list(
+        range(1, 51))
+    assert client.value(rids[50], replies[rids[50]]).last_position == 50
+
+
+async def test_a_malformed_request_fails_alone(shard):
+    server, store, client = shard
+    bad = VERSION + msgspec.msgpack.encode([
+        [1, int((time.time() + 5) * 1000), {"op": "publish", **QUEUE, "records": []}],
+        [2, int((time.time() + 5) * 1000), msgspec.Raw(msgspec.msgpack.encode(publish(1)))]])
+    client.kinds.update({1: Publish.reply, 2: Publish.reply})
+    await client.sock.send(bad)
+    replies = await client.replies(2)
+    assert replies[1][0] == "bad_request"
+    assert client.value(2, replies[2]).first_position == 1
+
+
 async def test_a_fetch_in_the_same_turn_sees_what_that_turn_published(shard):
     server, store, client = shard
-    await client.call(Op.GROUP_CREATE, {**QUEUE, "spec": {"groupId": "g"}})
-    publish = await client.send(Op.PUBLISH, QUEUE, [message(1), message(2)])
-    fetch = await client.send(Op.FETCH, {**QUEUE, "group": "g", "max": 10})
+    await client.call(GroupCreate(**QUEUE, spec=GroupSpec(group_id="g")))
+    publish_rid, fetch_rid = await client.send(publish(1, 2), Fetch(**QUEUE, group="g", max=10))
     replies = await client.replies(2)
-    assert decode_reply(replies[publish])[0]["firstPosition"] == 1
-    body, blobs = decode_reply(replies[fetch])
-    assert [p for p, _, _ in decode_deliveries(body, blobs)] == [1, 2]
+    assert client.value(publish_rid, replies[publish_rid]).first_position == 1
+    assert client.value(fetch_rid, replies[fetch_rid]).positions == [1, 2]
 
 
 async def test_a_request_past_its_deadline_is_skipped_not_applied(shard):
     server, store, client = shard
-    await client.send(Op.PUBLISH, QUEUE, [message(1)], deadline_s=-1)
-    alive = await client.call(Op.QUEUE_GET, QUEUE)
-    assert alive[0]["lastPosition"] == 0  # the stale publish did nothing, and got no answer
+    await client.send(publish(1), deadline_s=-1)
+    alive = await client.call(QueueGet(**QUEUE))
+    assert alive.last_position == 0  # the stale publish did nothing, and got no answer
 
 
 async def test_a_parked_fetch_is_woken_by_a_publish_from_another_client(shard):
     server, store, client = shard
-    await client.call(Op.GROUP_CREATE, {**QUEUE, "spec": {"groupId": "g"}})
-    fetch = await client.send(Op.FETCH, {**QUEUE, "group": "g", "max": 5, "timeoutMs": 5000})
+    await client.call(GroupCreate(**QUEUE, spec=GroupSpec(group_id="g")))
+    [fetch] = await client.send(Fetch(**QUEUE, group="g", max=5, timeout_ms=5000))
     other = Client(server.request_endpoint)
     try:
         for _ in range(400):  # until the shard has parked the fetch
@@ -124,15 +162,15 @@ async def test_a_parked_fetch_is_woken_by_a_publish_from_another_client(shard):
                 break
             await asyncio.sleep(0.005)
         assert server.state.parked == 1
-        await other.call(Op.PUBLISH, QUEUE, [message(7)])
+        await other.call(publish(7))
     finally:
         other.close()
-    body, blobs = decode_reply((await client.replies(1, timeout_s=2))[fetch])
-    assert [p for p, _, _ in decode_deliveries(body, blobs)] == [1]
+    reply = client.value(fetch, (await client.replies(1, timeout_s=2))[fetch])
+    assert reply.positions == [1]
 
 
 async def test_errors_come_back_as_their_class(shard):
     server, store, client = shard
     with pytest.raises(GortmsError) as caught:
-        await client.call(Op.QUEUE_GET, {**QUEUE, "queue": "missing"})
+        await client.call(QueueGet(**{**QUEUE, "queue": "missing"}))
     assert caught.value.code == "queue_not_found"

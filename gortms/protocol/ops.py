@@ -1,0 +1,360 @@
+"""Every gateway -> shard operation as a declared type: its request, and the type of its reply.
+
+A request is a tagged msgspec Struct (the tag, in field "op", is the operation's wire name);
+`Request.reply` names the Struct its answer decodes into. Both sides decode and check a body
+once, in one C pass: a body that does not fit its type is a ProtocolError, never a KeyError.
+Reply Structs that an HTTP client sees use the API's camelCase names, so the gateway encodes
+them to JSON as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Union
+
+from msgspec import Meta, Struct
+
+from gortms.checks import Duration, Name, Position
+from gortms.models import AckMode, GroupSpec, QueueConfig
+
+MAX_FETCH = 10_000
+MAX_REASON = 1024
+
+
+# --- replies ------------------------------------------------------------------------------------
+
+
+class Reply(Struct, frozen=True, kw_only=True, rename="camel"):
+    """A reply body; camelCase, as the API shows it."""
+
+
+class Pong(Reply):
+    shard: int
+    pid: int
+
+
+class ShardInfo(Reply):
+    shard: int
+    pid: int
+    state: str
+    started_at: str
+    queues: int
+    groups: int
+    domains: int
+    messages: int
+    parked_fetches: int
+    keys: int
+    disk_bytes: int
+
+
+class DomainRecord(Reply):
+    """A domain in the catalog. `epoch` tells this incarnation from a deleted namesake."""
+
+    name: str
+    schema: Any
+    epoch: int
+    created_at: int
+
+
+class Domains(Reply):
+    domains: list[DomainRecord]
+
+
+class Dropped(Reply):
+    dropped: int
+
+
+class DomainCounts(Reply):
+    queue_count: int = 0
+    message_count: int = 0
+    bytes: int = 0
+
+
+class DomainStats(Reply):
+    domains: dict[str, DomainCounts]
+
+
+class QueueInfo(Reply):
+    name: str
+    domain: str
+    config: QueueConfig
+    message_count: int
+    bytes: int
+    first_position: int
+    last_position: int
+    groups: int
+    created_at: str
+
+
+class Queues(Reply):
+    queues: list[QueueInfo]
+
+
+class Deleted(Reply):
+    deleted: str
+
+
+class Published(Reply):
+    """`message_ids` and `duplicate` only for a publish with an Idempotency-Key."""
+
+    first_position: int
+    count: int
+    message_ids: list[str] | None = None
+    duplicate: bool = False
+
+
+class Consumer(Reply):
+    id: str
+    last_seen: str
+
+
+class GroupInfo(Reply):
+    group_id: str
+    domain: str
+    queue: str
+    position: int
+    lag: int
+    pending: int
+    ack_floor: int
+    consumers: list[Consumer]
+    ttl: Duration
+    ack_mode: AckMode
+    start: str | int
+    created_at: str
+    last_activity: str
+    waiting: int
+    circuit: str
+
+
+class GroupCreated(Reply):
+    created: bool
+    group: GroupInfo
+
+
+class Groups(Reply):
+    groups: list[GroupInfo]
+
+
+class Deliveries(Reply):
+    """Delivered messages: position, delivery count and stored record of each."""
+
+    positions: list[int] = []
+    counts: list[int] = []
+    records: list[bytes] = []
+
+
+class Acked(Reply):
+    acked: int
+    unknown: list[str | int]
+
+
+class Nacked(Reply):
+    nacked: int
+    unknown: list[str | int]
+
+
+class PendingEntry(Reply):
+    id: str
+    position: int
+    consumer: str
+    delivery_count: int
+    deadline: str | None
+    state: str
+    last_nack_reason: str | None
+
+
+class PendingList(Reply):
+    group_id: str
+    count: int
+    messages: list[PendingEntry]
+
+
+class NoReply(Reply):
+    """For requests that are never answered (cancel)."""
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+class Request(Struct, frozen=True, kw_only=True, tag_field="op"):
+    reply: ClassVar[type[Reply]]
+
+
+class Ping(Request, tag="ping"):
+    reply = Pong
+
+
+class ShardInfoGet(Request, tag="shard_info"):
+    reply = ShardInfo
+
+
+# the catalog (owned by the catalog shard)
+
+
+class DomainCreate(Request, tag="domain_create"):
+    reply = DomainRecord
+    name: Name
+    schema: Any = None  # already checked by gortms.schema.check_schema
+
+
+class DomainGet(Request, tag="domain_get"):
+    reply = DomainRecord
+    name: Name
+
+
+class DomainList(Request, tag="domain_list"):
+    reply = Domains
+
+
+class DomainDelete(Request, tag="domain_delete"):
+    reply = DomainRecord
+    name: Name
+
+
+# every shard, for its own queues of a domain
+
+
+class DomainDrop(Request, tag="domain_drop"):
+    """Delete this shard's queues of a deleted domain (that epoch and older)."""
+
+    reply = Dropped
+    domain: Name
+    epoch: int
+
+
+class DomainStatsGet(Request, tag="domain_stats"):
+    """Counts of this shard's queues of the domains named, each of the epoch given."""
+
+    reply = DomainStats
+    epochs: dict[str, int]
+
+
+class GroupListAll(Request, tag="group_list_all"):
+    reply = Groups
+    epochs: dict[str, int]
+
+
+class QueueList(Request, tag="queue_list"):
+    reply = Queues
+    domain: Name
+    epoch: int
+
+
+# one queue (owned by the queue's shard), named with its domain's epoch
+
+
+class QueueRequest(Request):
+    domain: Name
+    queue: Name
+    epoch: int
+
+
+class QueueCreate(QueueRequest, tag="queue_create"):
+    reply = QueueInfo
+    config: QueueConfig = QueueConfig()
+
+
+class QueueGet(QueueRequest, tag="queue_get"):
+    reply = QueueInfo
+
+
+class QueueDelete(QueueRequest, tag="queue_delete"):
+    reply = Deleted
+
+
+class Publish(QueueRequest, tag="publish"):
+    """Unstamped message records (see records.py); the shard stamps and stores them."""
+
+    reply = Published
+    records: Annotated[list[bytes], Meta(min_length=1)]
+    key: str | None = None  # Idempotency-Key
+
+
+class GroupCreate(QueueRequest, tag="group_create"):
+    reply = GroupCreated
+    spec: GroupSpec
+
+
+class GroupList(QueueRequest, tag="group_list"):
+    reply = Groups
+
+
+# one consumer group
+
+
+class GroupRequest(QueueRequest):
+    group: Name
+
+
+class GroupGet(GroupRequest, tag="group_get"):
+    reply = GroupInfo
+
+
+class GroupDelete(GroupRequest, tag="group_delete"):
+    reply = Deleted
+
+
+class GroupSeek(GroupRequest, tag="group_seek"):
+    """Replay from a position ("earliest", "latest" or a number) or from a time."""
+
+    reply = GroupInfo
+    position: str | int | None = None
+    timestamp: str | None = None
+
+
+class GroupTtl(GroupRequest, tag="group_ttl"):
+    reply = GroupInfo
+    ttl: Duration
+
+
+class ConsumerAdd(GroupRequest, tag="consumer_add"):
+    reply = GroupCreated
+    consumer: Name
+
+
+class ConsumerRemove(GroupRequest, tag="consumer_remove"):
+    reply = GroupInfo
+    consumer: Name
+
+
+class Fetch(GroupRequest, tag="fetch"):
+    """Up to `max` messages; waits up to `timeout_ms` for one. `create`: make the group."""
+
+    reply = Deliveries
+    consumer: Name = "default"
+    max: Annotated[int, Meta(ge=1, le=MAX_FETCH)] = 10
+    timeout_ms: Annotated[int, Meta(ge=0)] = 0
+    create: bool = False
+
+
+class Cancel(Request, tag="cancel"):
+    """The client of request `target` (a parked fetch) went away. Never answered."""
+
+    reply = NoReply
+    target: int
+
+
+class Ack(GroupRequest, tag="ack"):
+    reply = Acked
+    ids: list[str] = []
+    positions: list[Position] = []
+
+
+class Nack(GroupRequest, tag="nack"):
+    reply = Nacked
+    ids: list[str] = []
+    positions: list[Position] = []
+    delay_ms: Annotated[int, Meta(ge=0)] = 0
+    reason: Annotated[str, Meta(max_length=MAX_REASON)] | None = None
+
+
+class PendingGet(GroupRequest, tag="pending"):
+    reply = PendingList
+    limit: Annotated[int, Meta(ge=1, le=10_000)] = 1000
+
+
+AnyRequest = Union[
+    Ping, ShardInfoGet, DomainCreate, DomainGet, DomainList, DomainDelete, DomainDrop,
+    DomainStatsGet, GroupListAll, QueueList, QueueCreate, QueueGet, QueueDelete, Publish,
+    GroupCreate, GroupList, GroupGet, GroupDelete, GroupSeek, GroupTtl, ConsumerAdd,
+    ConsumerRemove, Fetch, Cancel, Ack, Nack, PendingGet,
+]
