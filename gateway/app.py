@@ -1,4 +1,5 @@
-"""create_app(): the Starlette application, its routes, error handlers and lifespan."""
+"""create_app(): the gateway's ASGI application: the hot routes' fast paths in front of the
+Starlette app (routes, error handlers, lifespan)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,18 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gortms.config import Settings
 from gortms.errors import GortmsError
 from gateway.catalog import Catalog
 from gateway.context import Gateway
 from gateway.domains import DomainsApi
+from gateway.fastpath import FastPaths
 from gateway.groups import GroupsApi
 from gateway.health import HealthApi
 from gateway.messages import MessagesApi
@@ -42,9 +44,8 @@ def resource(path: str, **methods: Endpoint) -> Route:
     return Route(path, dispatch, methods=list(methods))
 
 
-def routes(gw: Gateway) -> list[Route]:
+def routes(gw: Gateway, messages: MessagesApi, groups: GroupsApi) -> list[Route]:
     health, domains = HealthApi(gw), DomainsApi(gw)
-    messages, groups = MessagesApi(gw), GroupsApi(gw)
     return [
         resource("/health", GET=health.health),
         resource("/api/health", GET=health.health),
@@ -68,9 +69,23 @@ def routes(gw: Gateway) -> list[Route]:
     ]
 
 
+class GatewayApp:
+    """The ASGI entry point: `state.gateway` for the process that serves it, and the stack."""
+
+    def __init__(self, entry: ASGIApp, router: Starlette, gateway: Gateway) -> None:
+        self.entry = entry
+        self.router = router
+        self.state = router.state
+        self.state.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.entry(scope, receive, send)
+
+
 def create_app(settings: Settings, shards: Shards,
-               on_started: Callable[[], Awaitable[Any]] | None = None) -> Starlette:
+               on_started: Callable[[], Awaitable[Any]] | None = None) -> GatewayApp:
     gw = Gateway(settings, shards, Catalog(shards))
+    messages, groups = MessagesApi(gw), GroupsApi(gw)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,18 +97,16 @@ def create_app(settings: Settings, shards: Shards,
         yield
         await shards.close()
 
-    middleware = []
-    if settings.http.cors.enabled:
-        middleware.append(Middleware(
-            CORSMiddleware, allow_origins=list(settings.http.cors.allowed_origins),
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"], allow_headers=["*"],
-            expose_headers=["Retry-After"]))
     app = Starlette(
-        routes=routes(gw),
-        middleware=middleware,
+        routes=routes(gw, messages, groups),
         exception_handlers={GortmsError: on_gortms_error, HTTPException: on_http_exception,
                             Exception: on_unexpected},
         lifespan=lifespan,
     )
-    app.state.gateway = gw
-    return app
+    entry: ASGIApp = FastPaths(app, messages, groups, settings.http.max_body_bytes)
+    if settings.http.cors.enabled:
+        entry = CORSMiddleware(
+            entry, allow_origins=list(settings.http.cors.allowed_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"], allow_headers=["*"],
+            expose_headers=["Retry-After"])
+    return GatewayApp(entry, app, gw)

@@ -40,6 +40,13 @@ class Catalog:
         self._loading: dict[str, asyncio.Future[Domain]] = {}
         self._generation = 0  # bumped by every invalidation, so late loads are not cached
 
+    def cached(self, name: str) -> Domain | None:
+        """The domain if it is cached and fresh: no coroutine for the common case."""
+        entry = self._domains.get(name)
+        if entry is not None and entry[1] > time.monotonic():
+            return entry[0]
+        return None
+
     async def domain(self, name: str) -> Domain:
         entry = self._domains.get(name)
         if entry is not None and entry[1] > time.monotonic():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from msgspec import Meta, Struct
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gortms.checks import Duration, Name, check_name, to_builtins
+from gortms.checks import Duration, Name, check_name, convert, to_builtins
 from gortms.errors import InvalidParameter
 from gortms.models import GroupSpec, SettleTargets, parse_start
 from gortms.partition import CATALOG_SHARD
@@ -16,8 +17,8 @@ from gortms.protocol import (MAX_REASON, Ack, ConsumerAdd, ConsumerRemove, Domai
                              GroupCreate, GroupDelete, GroupGet, GroupList, GroupListAll,
                              GroupRequest, GroupSeek, GroupTtl, Nack, PendingGet)
 from gateway.context import Gateway
-from gateway.params import path_name, query_as, read_as
-from gateway.responses import json_response
+from gateway.params import json_object, path_name, query_as, read_as, read_body
+from gateway.responses import JSON, json_response
 
 
 class SeekBody(Struct, kw_only=True):
@@ -115,9 +116,19 @@ class GroupsApi:
         return _success(await self._group_call(request, ConsumerRemove, consumer=consumer))
 
     async def ack(self, request: Request) -> Response:
-        targets = await read_as(request, self.gw.max_body, SettleTargets)
-        return json_response(await self._group_call(request, Ack, ids=targets.ids,
-                                                    positions=targets.positions))
+        domain, queue = self._where(request)
+        group = path_name(request, "group", "group")
+        body = await self.acknowledge(domain, queue, group,
+                                      await read_body(request, self.gw.max_body))
+        return Response(body, media_type=JSON)
+
+    async def acknowledge(self, domain: str, queue: str, group: str, data: bytes) -> bytes:
+        """{"ids": [...]} and/or {"positions": [...]}: {"acked": n, "unknown": [...]}."""
+        targets = convert(json_object(data), SettleTargets)
+        record = self.gw.catalog.cached(domain) or await self.gw.catalog.domain(domain)
+        reply = await self.gw.send_to_queue(record, queue, Ack, group=group, ids=targets.ids,
+                                            positions=targets.positions)
+        return b'{"acked":%d,"unknown":%s}' % (reply.acked, orjson.dumps(reply.unknown))
 
     async def nack(self, request: Request) -> Response:
         body = await read_as(request, self.gw.max_body, NackBody)

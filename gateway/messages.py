@@ -14,14 +14,15 @@ import orjson
 from msgspec import Meta, Struct
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive
 
-from gortms.checks import Name, check_message_id, check_name, fields_of
+from gortms.checks import Name, check_message_id, fields_of
 from gortms.errors import GortmsError, InvalidJson, InvalidParameter, SchemaViolation
 from gortms.protocol import Deliveries, Fetch, Publish, Published, deliveries_json, encode_message
 from gateway.catalog import Domain
 from gateway.context import Gateway
 from gateway.params import json_object, parse_json, path_name, query_as, read_body
-from gateway.responses import JSON, json_response
+from gateway.responses import JSON
 from gateway.shards import Call
 
 HEADER_PREFIX = "x-header-"
@@ -66,8 +67,8 @@ def payload_id(payload: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
         pass
 
 
@@ -80,13 +81,19 @@ class MessagesApi:
     async def publish(self, request: Request) -> Response:
         domain = path_name(request, "domain", "domain")
         queue = path_name(request, "queue", "queue")
-        data = (await read_body(request, self.gw.max_body)).strip()
+        data = await read_body(request, self.gw.max_body)
+        status, body = await self.publish_one(domain, queue, request.headers, data)
+        return Response(body, status, media_type=JSON)
+
+    async def publish_one(self, domain: str, queue: str, headers: Mapping[str, str],
+                          data: bytes) -> tuple[int, bytes]:
+        """One message (the body); (status, JSON reply)."""
+        data = data.strip()
         payload = parse_json(data)
         if not isinstance(payload, dict):
             raise InvalidJson("a message must be a JSON object")
-        record = await self.gw.catalog.domain(domain)
+        record = self.gw.catalog.cached(domain) or await self.gw.catalog.domain(domain)
         record.validate(payload)
-        headers = request.headers
         message_id = headers.get("x-message-id") or payload_id(payload) or self.gw.ids.one()
         check_message_id(message_id, "the message id")
         blob = encode_message(message_id, message_headers(headers), data)
@@ -94,15 +101,22 @@ class MessagesApi:
             record, queue, Publish, records=[blob], key=idempotency_key(headers))
         if reply.duplicate:
             assert reply.message_ids is not None
-            return json_response({"status": "success", "messageId": reply.message_ids[0],
-                                  "position": reply.first_position, "duplicate": True})
-        return Response(b'{"status":"success","messageId":%s,"position":%d}' % (
-            orjson.dumps(message_id), reply.first_position), 201, media_type=JSON)
+            return 200, orjson.dumps({"status": "success", "messageId": reply.message_ids[0],
+                                      "position": reply.first_position, "duplicate": True})
+        return 201, b'{"status":"success","messageId":%s,"position":%d}' % (
+            orjson.dumps(message_id), reply.first_position)
 
     async def publish_batch(self, request: Request) -> Response:
         domain = path_name(request, "domain", "domain")
         queue = path_name(request, "queue", "queue")
-        body = json_object(await read_body(request, self.gw.max_body))
+        data = await read_body(request, self.gw.max_body)
+        status, body = await self.publish_many(domain, queue, request.headers, data)
+        return Response(body, status, media_type=JSON)
+
+    async def publish_many(self, domain: str, queue: str, headers: Mapping[str, str],
+                           data: bytes) -> tuple[int, bytes]:
+        """{"messages": [...]}, all or nothing; (status, JSON reply)."""
+        body = json_object(data)
         messages = fields_of(body, ("messages",)).get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidJson("the body must be {\"messages\": [message, ...]} with at least "
@@ -111,20 +125,20 @@ class MessagesApi:
         if len(messages) > limit:
             raise InvalidParameter(f"a batch holds at most {limit} messages, got "
                                    f"{len(messages)} (gateway.maxBatchMessages)")
-        if "x-message-id" in request.headers:
+        if "x-message-id" in headers:
             raise InvalidParameter("X-Message-Id names one message; give each message of a "
                                    "batch an \"id\" field instead")
-        record = await self.gw.catalog.domain(domain)
-        blobs, ids = self._batch_records(messages, record, request.headers)
+        record = self.gw.catalog.cached(domain) or await self.gw.catalog.domain(domain)
+        blobs, ids = self._batch_records(messages, record, headers)
         reply: Published = await self.gw.send_to_queue(
-            record, queue, Publish, records=blobs, key=idempotency_key(request.headers))
+            record, queue, Publish, records=blobs, key=idempotency_key(headers))
         if reply.duplicate:
             assert reply.message_ids is not None
-            return json_response({"status": "success", "count": reply.count,
-                                  "messageIds": reply.message_ids,
-                                  "firstPosition": reply.first_position, "duplicate": True})
-        return Response(b'{"status":"success","count":%d,"messageIds":%s,"firstPosition":%d}' % (
-            len(ids), orjson.dumps(ids), reply.first_position), 201, media_type=JSON)
+            return 200, orjson.dumps({"status": "success", "count": reply.count,
+                                      "messageIds": reply.message_ids,
+                                      "firstPosition": reply.first_position, "duplicate": True})
+        return 201, b'{"status":"success","count":%d,"messageIds":%s,"firstPosition":%d}' % (
+            len(ids), orjson.dumps(ids), reply.first_position)
 
     def _batch_records(self, messages: list[Any], record: Domain, headers: Mapping[str, str]
                        ) -> tuple[list[bytes], list[str]]:
@@ -151,36 +165,41 @@ class MessagesApi:
 
     async def consume_group(self, request: Request) -> Response:
         """GET .../consumer-groups/{group}/messages?count=&timeout=&consumer= (404 if no group)."""
+        domain = path_name(request, "domain", "domain")
+        queue = path_name(request, "queue", "queue")
         group = path_name(request, "group", "group")
-        return await self._consume(request, group, query_as(request, ConsumeQuery), create=False)
+        body = await self.consume(domain, queue, group, query_as(request, ConsumeQuery), False,
+                                  request.receive)
+        return Response(body, 200, media_type=JSON)
 
     async def consume_queue(self, request: Request) -> Response:
         """GET .../queues/{queue}/messages?group=&max=&timeout=&consumer= (creates the group)."""
+        domain = path_name(request, "domain", "domain")
+        queue = path_name(request, "queue", "queue")
         query = query_as(request, ConsumeQuery)
         if query.group is None:
             raise InvalidParameter("group is required, e.g. ?group=processors&max=10&timeout=30")
-        return await self._consume(request, check_name("group", query.group), query,
-                                   create=True)
+        body = await self.consume(domain, queue, query.group, query, True, request.receive)
+        return Response(body, 200, media_type=JSON)
 
-    async def _consume(self, request: Request, group: str, query: ConsumeQuery, create: bool
-                       ) -> Response:
-        domain = path_name(request, "domain", "domain")
-        queue = path_name(request, "queue", "queue")
+    async def consume(self, domain: str, queue: str, group: str, query: ConsumeQuery,
+                      create: bool, receive: Receive) -> bytes:
+        """Deliveries as the API's JSON; a long poll ends early if the client leaves."""
         max_count = query.count or query.max or 10
         deadline = query.timeout + self.gw.settings.gateway.request_timeout
-        record = await self.gw.catalog.domain(domain)
+        record = self.gw.catalog.cached(domain) or await self.gw.catalog.domain(domain)
         call = self.gw.send_to_queue(record, queue, Fetch, deadline, group=group,
                                      consumer=query.consumer, max=max_count,
                                      timeout_ms=int(query.timeout * 1000), create=create)
         if query.timeout > 0:
-            reply = await self._long_poll(request, call)
+            reply = await self._long_poll(receive, call)
         else:
             reply = await call
-        return Response(deliveries_json(reply), 200, media_type=JSON)
+        return deliveries_json(reply)
 
-    async def _long_poll(self, request: Request, call: Call) -> Deliveries:
+    async def _long_poll(self, receive: Receive, call: Call) -> Deliveries:
         """Wait for the shard, but give up early if the client leaves or the worker stops."""
-        gone = asyncio.ensure_future(_disconnected(request))
+        gone = asyncio.ensure_future(_disconnected(receive))
         draining = asyncio.ensure_future(self.gw.draining.wait())
         try:
             await asyncio.wait((call.future, gone, draining),

@@ -67,6 +67,10 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(code, message, exc.status_code, exc.headers)
 
 
+def internal_error_response() -> Response:
+    return error_response("internal", "internal error (a bug: please report it)", 500)
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return error_response("internal", "internal error (a bug: please report it)", 500)
+    return internal_error_response()

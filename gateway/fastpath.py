@@ -1,0 +1,152 @@
+"""FastPaths: the hottest routes served straight from ASGI, in front of the Starlette app.
+
+Publishing (single and batch), consuming through a group and acking are most of the traffic,
+and for them Starlette's regex route table, Request and Response objects and middleware
+layers cost about as much as the broker's own work. FastPaths recognises these four paths
+by splitting the path once, and runs the same endpoint code (MessagesApi, GroupsApi) on the
+raw ASGI messages. Everything else, and anything unusual on these paths (a name that breaks
+the naming rule, a wrong method), goes to the Starlette app, so errors read the same either
+way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gortms.checks import NAME_PATTERN, convert
+from gortms.errors import GortmsError, InvalidParameter, PayloadTooLarge
+from gateway.groups import GroupsApi
+from gateway.messages import ConsumeQuery, MessagesApi
+from gateway.responses import gortms_error_response, internal_error_response
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(NAME_PATTERN)
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+Handler = Callable[[list[str], Scope, Receive], Awaitable[tuple[int, bytes]]]
+
+
+class FastPaths:
+    def __init__(self, app: ASGIApp, messages: MessagesApi, groups: GroupsApi,
+                 max_body: int) -> None:
+        self.app = app
+        self.messages = messages
+        self.groups = groups
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self._route(scope)
+            if route is not None:
+                await self._serve(route, scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _route(self, scope: Scope) -> tuple[Handler, list[str]] | None:
+        """(handler, path parts) for the fast routes; None for anything else."""
+        parts = scope["path"].split("/")
+        # "", "api", "domains", d, "queues", q, ...
+        if len(parts) < 7 or parts[1] != "api" or parts[2] != "domains" \
+                or parts[4] != "queues":
+            return None
+        method = scope["method"]
+        tail = parts[6:]
+        if tail == ["messages"]:
+            handler = self._publish if method == "POST" else None
+        elif tail == ["messages", "batch"]:
+            handler = self._publish_batch if method == "POST" else None
+        elif len(tail) == 3 and tail[0] == "consumer-groups" and method in ("GET", "POST"):
+            handler = {("GET", "messages"): self._consume,
+                       ("POST", "ack"): self._ack}.get((method, tail[2]))
+            if handler is not None and not _NAME.match(tail[1]):
+                return None
+        else:
+            return None
+        if handler is None or not (_NAME.match(parts[3]) and _NAME.match(parts[5])):
+            return None
+        return handler, parts
+
+    async def _serve(self, route: tuple[Handler, list[str]], scope: Scope, receive: Receive,
+                     send: Send) -> None:
+        handler, parts = route
+        try:
+            status, body = await handler(parts, scope, receive)
+        except GortmsError as exc:
+            if exc.http_status >= 500 and not exc.retriable:
+                log.error("%s %s failed: %s", scope["method"], scope["path"], exc)
+            response = gortms_error_response(exc)
+            await response(scope, receive, send)
+            return
+        except Exception as exc:  # a bug: answer this request, keep serving the others
+            log.exception("%s %s failed", scope["method"], scope["path"], exc_info=exc)
+            await internal_error_response()(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*_JSON_HEADERS, (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+    # --- the routes ---------------------------------------------------------------------------
+
+    async def _publish(self, parts: list[str], scope: Scope, receive: Receive
+                       ) -> tuple[int, bytes]:
+        headers = _headers(scope)
+        data = await self._body(receive, headers)
+        return await self.messages.publish_one(parts[3], parts[5], headers, data)
+
+    async def _publish_batch(self, parts: list[str], scope: Scope, receive: Receive
+                             ) -> tuple[int, bytes]:
+        headers = _headers(scope)
+        data = await self._body(receive, headers)
+        return await self.messages.publish_many(parts[3], parts[5], headers, data)
+
+    async def _consume(self, parts: list[str], scope: Scope, receive: Receive
+                       ) -> tuple[int, bytes]:
+        query = convert(dict(parse_qsl(scope["query_string"].decode("latin-1"),
+                                       keep_blank_values=True)), ConsumeQuery, strict=False)
+        body = await self.messages.consume(parts[3], parts[5], parts[7], query, False, receive)
+        return 200, body
+
+    async def _ack(self, parts: list[str], scope: Scope, receive: Receive
+                   ) -> tuple[int, bytes]:
+        data = await self._body(receive, _headers(scope))
+        return 200, await self.groups.acknowledge(parts[3], parts[5], parts[7], data)
+
+    async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        """The request body, refused (413) past the limit, whether declared or sent."""
+        limit = self.max_body
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise InvalidParameter("Content-Length must be a number")
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"the body has {declared} bytes; the limit is {limit} "
+                                      "(http.maxBodyBytes)")
+        message = await receive()
+        body = message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body"):
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client left
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body is over the limit of {limit} bytes "
+                                      "(http.maxBodyBytes)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    # uvicorn gives lower-case names; latin-1 is how Starlette decodes them too. Reversed, so
+    # that a repeated header reads as its first value, as Starlette's Headers.get gives it.
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
