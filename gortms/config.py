@@ -71,6 +71,9 @@ KEYS: tuple[Key, ...] = (
         "durability against power loss for speed; a process crash still loses nothing."),
     Key("storage.dedupWindow", "duration", "2m",
         "How long an Idempotency-Key is remembered."),
+    Key("storage.recentCacheBytes", "int", 64 * 1024 * 1024,
+        "Memory each shard gives to the newest messages of its queues, so consumers near the "
+        "end of a queue read them without touching disk (0: none).", high=2**40),
     Key("shards.count", "int", 0,
         "Shard processes. 0: one per CPU, decided at the first start and recorded in "
         "<dataDir>/cluster.json; later starts must agree.", high=256),
@@ -161,6 +164,7 @@ class SecuritySettings:
 class StorageSettings:
     sync: bool = True
     dedup_window: float = 120.0
+    recent_cache_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

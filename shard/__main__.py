@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     limits = Limits(sync=settings.storage.sync,
                     dedup_window_ms=int(settings.storage.dedup_window * 1000),
                     max_waiters=settings.shards.max_waiters,
-                    max_pending_per_group=settings.shards.max_pending_per_group)
+                    max_pending_per_group=settings.shards.max_pending_per_group,
+                    recent_cache_bytes=settings.storage.recent_cache_bytes)
     try:
         store = RocksStore(layout.shard_dir(args.index))
     except GortmsError as exc:

@@ -145,8 +145,7 @@ class GroupState:
             if entry is not None and entry.state == DUE and (not positions
                                                              or positions[-1] != pos):
                 positions.append(pos)  # (a heap pops equal positions one after another)
-        prefix = self.queue.message_prefix
-        records = store.get_many([prefix + pos_bytes(p) for p in positions])
+        records = self.queue.read_positions(store, positions)
         deadline = now_ms + int(self.queue.config.ack_timeout * 1000)
         rprefix = redelivery_prefix(self.queue.qid, self.name)
         out: list[Delivery] = []
@@ -171,14 +170,13 @@ class GroupState:
         if self.position < queue.first:  # those messages are gone: nothing to deliver or ack
             self.acks.add_range(self.position, queue.first)
             self.position = queue.first
-        prefix = queue.message_prefix
         explicit = self.ack_mode is AckMode.EXPLICIT
         deadline = now_ms + int(queue.config.ack_timeout * 1000)
         out: list[Delivery] = []
         while len(out) < room and self.position <= queue.last:
             begin = self.position
             end = min(queue.last + 1, begin + room - len(out))
-            records = store.get_many([prefix + pos_bytes(p) for p in range(begin, end)])
+            records = queue.read(store, begin, end)
             for pos, record in zip(range(begin, end), records):
                 if record is None:  # a hole (deleted message): skip it for good
                     self.acks.add(pos)

@@ -174,7 +174,7 @@ def publish(state: ShardState, req: Publish) -> Published | bytes:
         if original is not None:
             return original
     records = req.records
-    first = queue.append(state.turn, ts_bytes(state.now_ms), records)
+    first = queue.append(state.turn, state.recent, ts_bytes(state.now_ms), records)
     state.published.add(queue)
     if key is None:
         return Published(first_position=first, count=len(records))

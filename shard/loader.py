@@ -39,7 +39,7 @@ def load(state: ShardState) -> None:
         state.domains[record.name] = record
     for _, value in store.scan(b"Q", b"R"):
         queue = read_queue(store, orjson.loads(value))
-        state.queues[(queue.domain, queue.name)] = queue
+        state.add_queue(queue, loaded=True)
         for group in read_groups(store, queue):
             queue.groups[group.name] = group
             if group.ack_mode is AckMode.EXPLICIT:
@@ -72,6 +72,7 @@ def read_queue(store: Store, record: dict[str, Any]) -> QueueState:
         queue.last = max(queue.last, position_of(last_key))
     first = next(store.scan(prefix, end), None)
     queue.first = position_of(first[0]) if first else queue.last + 1
+    queue.tail.first = queue.last + 1  # nothing in memory yet
     if not queue.config.is_persistent:
         # Messages without a WAL may have been lost in a crash: count what is really there.
         sizes = [len(value) for _, value in store.scan(prefix, end)]

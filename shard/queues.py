@@ -10,7 +10,8 @@ from gortms.checks import enc_hook
 from gortms.models import QueueConfig, format_ts
 from gortms.protocol import QueueInfo
 from shard.groups import GroupState
-from shard.store import counters_key, dedup_prefix, message_prefix, pos_bytes, queue_key
+from shard.recent import Recent, Tail
+from shard.store import Store, counters_key, dedup_prefix, message_prefix, pos_bytes, queue_key
 from shard.turn import Turn
 
 # Idempotency keys remembered per queue; past this the oldest are forgotten early.
@@ -19,7 +20,7 @@ MAX_DEDUP_KEYS = 100_000
 
 class QueueState:
     __slots__ = ("qid", "domain", "name", "epoch", "config", "created_ms", "first", "last",
-                 "count", "bytes", "groups", "dedup", "message_prefix")
+                 "count", "bytes", "groups", "dedup", "message_prefix", "tail")
 
     def __init__(self, qid: int, domain: str, name: str, epoch: int, config: QueueConfig,
                  created_ms: int) -> None:
@@ -37,6 +38,7 @@ class QueueState:
         # key -> (expiry ms, original reply); insertion order is expiry order
         self.dedup: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         self.message_prefix = message_prefix(qid)
+        self.tail = Tail()  # the newest records, in memory (see shard/recent.py)
 
     # --- records ------------------------------------------------------------------------------
 
@@ -61,23 +63,48 @@ class QueueState:
 
     # --- publishing ---------------------------------------------------------------------------
 
-    def append(self, turn: Turn, ts: bytes, records: list[bytes]) -> int:
-        """Assign positions to `records` (stamped with `ts`) and stage them; the first position."""
+    def append(self, turn: Turn, recent: Recent, ts: bytes, records: list[bytes]) -> int:
+        """Assign positions to `records` (stamped with `ts`) and stage them; the first position.
+
+        The stamped records join the queue's tail at once: nothing reads them before the
+        turn is committed (fetches run after the commit)."""
         first = self.last + 1
         prefix = self.message_prefix
         persistent = self.config.is_persistent
         # One call per record: a bound method of the batch, not the Turn's put.
         put = turn.logged.put if persistent else turn.unlogged.put
+        stamped = [ts + record for record in records]
         pos = self.last
-        for record in records:
+        for record in stamped:
             pos += 1
-            put(prefix + pos_bytes(pos), ts + record)
+            put(prefix + pos_bytes(pos), record)
         self.last = pos
-        self.count += len(records)
-        self.bytes += sum(map(len, records)) + len(ts) * len(records)
+        self.count += len(stamped)
+        self.bytes += sum(map(len, stamped))
+        recent.add(self.qid, first, stamped)
         turn.needs_sync |= persistent
         turn.changed(self, lazy=not persistent)
         return first
+
+    def read(self, store: Store, begin: int, end: int) -> list[bytes | None]:
+        """Records of positions [begin, end) (None for a hole): the tail, then RocksDB."""
+        prefix = self.message_prefix
+        split = min(max(begin, self.tail.first), end)  # below it: only in RocksDB
+        older = store.get_many([prefix + pos_bytes(p) for p in range(begin, split)])
+        if split == end:
+            return older
+        newer = self.tail.slice(split, end)
+        if newer is None:
+            newer = store.get_many([prefix + pos_bytes(p) for p in range(split, end)])
+        return older + newer if older else newer
+
+    def read_positions(self, store: Store, positions: list[int]) -> list[bytes | None]:
+        """Records of some positions (redeliveries), the tail first."""
+        tail = self.tail
+        if all(tail.first <= p < tail.end for p in positions):
+            return [tail.get(p) for p in positions]
+        prefix = self.message_prefix
+        return store.get_many([prefix + pos_bytes(p) for p in positions])
 
     def remembered(self, key: str, now_ms: int) -> bytes | None:
         entry = self.dedup.get(key)

@@ -14,6 +14,7 @@ from gortms.models import now_ms
 from gortms.protocol import CatalogEvent, DomainRecord
 from shard.groups import GroupState
 from shard.queues import QueueState
+from shard.recent import Recent
 from shard.store import Store, counter_key, drop_queue, name_key
 from shard.turn import Turn
 
@@ -24,6 +25,7 @@ class Limits:
     dedup_window_ms: int = 120_000
     max_waiters: int = 10_000
     max_pending_per_group: int = 10_000
+    recent_cache_bytes: int = 64 * 1024 * 1024
 
 
 class ShardState:
@@ -41,6 +43,7 @@ class ShardState:
         self.published: set[QueueState] = set()  # this turn, for wake-ups and events
         self.catalog_events: list[CatalogEvent] = []
         self.parked = 0  # long polls waiting, over all groups
+        self.recent = Recent(limits.recent_cache_bytes)
 
     def new_turn(self) -> Turn:
         return Turn(self.store, self.limits.sync)
@@ -75,8 +78,12 @@ class ShardState:
         self.turn.put(counter_key("next_epoch"), self.next_epoch.to_bytes(8, "big"))
         return epoch
 
-    def add_queue(self, queue: QueueState) -> None:
+    def add_queue(self, queue: QueueState, loaded: bool = False) -> None:
+        """A new queue, or (`loaded`) one read back from the store at start."""
         self.queues[(queue.domain, queue.name)] = queue
+        self.recent.tails[queue.qid] = queue.tail
+        if loaded:
+            return
         queue.create(self.turn)
         self.turn.put(name_key(queue.domain, queue.name), queue.qid.to_bytes(4, "big"))
         self.catalog_events.append(CatalogEvent(kind="queue", domain=queue.domain,
@@ -87,6 +94,7 @@ class ShardState:
         for group in queue.groups.values():
             self.forget_group(group)
         self.turn.forget(queue)
+        self.recent.drop(queue.qid)
         drop_queue(self.turn, queue.qid, queue.domain, queue.name)
         self.published.discard(queue)
         self.catalog_events.append(CatalogEvent(kind="queue", domain=queue.domain,

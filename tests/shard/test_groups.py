@@ -17,6 +17,7 @@ from gortms.protocol import encode_message, record_id, record_to_dict, ts_bytes
 from shard.groups import Delivery, GroupState
 from shard.memory import MemoryStore
 from shard.queues import QueueState
+from shard.recent import Recent
 from shard.store import (cursor_key, message_prefix, pos_bytes, prefix_end, redelivery_prefix)
 from shard.turn import Turn
 
@@ -25,19 +26,32 @@ T0 = 1_751_193_000_000  # epoch ms
 ACK_TIMEOUT_MS = 30_000  # the queue default
 
 
+RECENT_BUDGETS = {"from-memory": 1 << 20, "from-the-store": 0}
+_budget = RECENT_BUDGETS["from-memory"]
+
+
+@pytest.fixture(autouse=True, params=list(RECENT_BUDGETS))
+def recent_budget(request: pytest.FixtureRequest) -> None:
+    """Every test twice: reads served by the queue's in-memory tail, and by the store alone."""
+    global _budget
+    _budget = RECENT_BUDGETS[request.param]
+
+
 class World:
     """One queue (qid 1) on a MemoryStore, with helpers that commit like the shard does."""
 
     def __init__(self, config: QueueConfig | None = None) -> None:
         self.store = MemoryStore()
         self.queue = QueueState(QID, "shop", "orders", 1, config or QueueConfig(), T0)
+        self.recent = Recent(_budget)
+        self.recent.tails[QID] = self.queue.tail
         self.published = 0
 
     def publish(self, count: int = 1, ids: list[str] | None = None, ts_ms: int = T0) -> int:
         ids = ids or [f"m{self.published + i + 1}" for i in range(count)]
         records = [encode_message(i, b"{}", orjson.dumps({"n": i})) for i in ids]
         turn = Turn(self.store)
-        first = self.queue.append(turn, ts_bytes(ts_ms), records)
+        first = self.queue.append(turn, self.recent, ts_bytes(ts_ms), records)
         turn.commit()
         self.published += len(ids)
         return first
@@ -78,6 +92,7 @@ class World:
         batch = self.store.batch()
         batch.delete(message_prefix(QID) + pos_bytes(position))
         self.store.write(batch, sync=False)
+        self.recent.discard(QID, position)
 
     def redelivery_counts(self, group: GroupState) -> dict[int, int]:
         prefix = redelivery_prefix(QID, group.name)
