@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/compare.py $(ARGS)
+
+# docs/CONFIG.md's table of settings, from the KEYS table (a test fails when they differ).
+docs: $(BIN)/.installed
+	$(BIN)/python -m gortms.config docs/CONFIG.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -274,3 +274,12 @@ def test_changed_settings_round_trip_through_json(tmp_path: Path) -> None:
     assert copy == settings
     assert dataclasses.asdict(copy)["supervisor"]["hang_timeout"] == 5400.0
     assert copy.general.log_level == "debug"
+
+
+def test_docs_config_md_holds_the_table_the_keys_table_generates() -> None:
+    from gortms.config import with_reference
+    path = Path(__file__).resolve().parents[2] / "docs" / "CONFIG.md"
+    text = path.read_text(encoding="utf-8")
+    assert with_reference(text) == text, "docs/CONFIG.md is stale: run `make docs`"
+    for key in KEYS:
+        assert f"| `{key.path}` |" in text
