@@ -317,12 +317,15 @@ def consumer_remove(state: ShardState, req: ConsumerRemove) -> GroupInfo:
         group.registered.remove(consumer)
         group.write_record(state.turn)
     group.release_consumer(consumer)
+    state.settled.add(group)  # what it held is due again: a parked fetch can take it
     return group.info()
 
 
 def ack(state: ShardState, req: Ack) -> Acked:
     group = group_of(state, req)
     acked, unknown = group.ack(req.ids, req.positions, state.turn, state.now_ms)
+    if acked:
+        state.settled.add(group)  # room for parked fetches, if the group was at its limit
     return Acked(acked=acked, unknown=unknown)
 
 
@@ -331,6 +334,8 @@ def nack(state: ShardState, req: Nack) -> Nacked:
     nacked, unknown = group.nack(req.ids, req.positions, req.delay_ms, state.now_ms,
                                  state.turn, req.reason)
     state.track_timers(group)
+    if nacked:
+        state.settled.add(group)  # due again at once: a parked fetch can take it
     return Nacked(nacked=nacked, unknown=unknown)
 
 

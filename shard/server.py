@@ -214,6 +214,10 @@ class ShardServer:
                 if group.waiters:
                     self._wake(group)
         state.published.clear()
+        for group in state.settled:  # acks and nacks may have made room under maxPending
+            if group.waiters:
+                self._wake(group)
+        state.settled.clear()
         self._answer_orphans()
 
     def _schedule_flush(self) -> None:

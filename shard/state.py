@@ -41,6 +41,7 @@ class ShardState:
         self.turn = self.new_turn()
         self.timed_groups: set[GroupState] = set()  # groups with ack deadlines or delays
         self.published: set[QueueState] = set()  # this turn, for wake-ups and events
+        self.settled: set[GroupState] = set()  # acked or nacked this turn, for wake-ups
         self.catalog_events: list[CatalogEvent] = []
         self.parked = 0  # long polls waiting, over all groups
         self.recent = Recent(limits.recent_cache_bytes)
@@ -104,6 +105,7 @@ class ShardState:
         """Drop a group's in-memory traces; parked fetches are answered by the server."""
         self.turn.forget(group)
         self.timed_groups.discard(group)
+        self.settled.discard(group)
 
     def track_timers(self, group: GroupState) -> None:
         """`group` may now have ack deadlines or delays for the timer to watch."""

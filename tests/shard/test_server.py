@@ -16,9 +16,9 @@ import msgspec
 
 from gortms.errors import GortmsError
 from gortms.models import GroupSpec
-from gortms.protocol import (VERSION, DomainCreate, Fetch, GroupCreate, Publish, QueueCreate,
-                             QueueGet, Request, decode_replies, encode_message, encode_requests,
-                             reply_value)
+from gortms.protocol import (VERSION, Ack, DomainCreate, Fetch, GroupCreate, Nack, Publish,
+                             QueueCreate, QueueGet, Request, decode_replies, encode_message,
+                             encode_requests, reply_value)
 from shard.memory import MemoryStore
 from shard.server import ShardServer
 from shard.state import Limits, ShardState
@@ -78,9 +78,14 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def shard() -> AsyncIterator[tuple[ShardServer, MemoryStore, Client]]:
+def limits() -> Limits:
+    return Limits()
+
+
+@pytest.fixture
+async def shard(limits: Limits) -> AsyncIterator[tuple[ShardServer, MemoryStore, Client]]:
     store = MemoryStore()
-    state = ShardState(0, store, Limits())
+    state = ShardState(0, store, limits)
     with tempfile.TemporaryDirectory(prefix="gs") as run_dir:
         server = ShardServer(state, f"ipc://{run_dir}/r", f"ipc://{run_dir}/p")
         task = asyncio.create_task(server.serve(handle_signals=False))
@@ -174,3 +179,31 @@ async def test_errors_come_back_as_their_class(shard):
     with pytest.raises(GortmsError) as caught:
         await client.call(QueueGet(**{**QUEUE, "queue": "missing"}))
     assert caught.value.code == "queue_not_found"
+
+
+async def wait_parked(server: ShardServer, count: int) -> None:
+    for _ in range(400):  # until the shard has parked the fetch (bounded)
+        if server.state.parked == count:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{server.state.parked} fetches parked, not {count}")
+
+
+@pytest.mark.parametrize("limits", [Limits(max_pending_per_group=2)])
+@pytest.mark.parametrize("settle", ["ack", "nack"])
+async def test_a_fetch_parked_at_the_pending_limit_is_woken_by_a_settle(shard, settle):
+    server, store, client = shard
+    await client.call(GroupCreate(**QUEUE, spec=GroupSpec(group_id="g")))
+    await client.call(publish(1, 2, 3, 4))
+    first = await client.call(Fetch(**QUEUE, group="g", max=10))
+    assert first.positions == [1, 2]  # the limit
+    [parked] = await client.send(Fetch(**QUEUE, group="g", max=10, timeout_ms=5000))
+    await wait_parked(server, 1)
+    other = Client(server.request_endpoint)
+    try:
+        kind = Ack if settle == "ack" else Nack
+        await other.call(kind(**QUEUE, group="g", positions=[1]))
+    finally:
+        other.close()
+    woken = client.value(parked, (await client.replies(1, timeout_s=2))[parked])
+    assert woken.positions == ([3] if settle == "ack" else [1])
