@@ -1,7 +1,8 @@
 """`python -m gateway`: one gateway worker serving HTTP on a socket the supervisor opened.
 
 It reports readiness, then liveness, by writing to a heartbeat pipe from its event loop, so
-a worker whose loop is stuck stops beating and is replaced.
+a worker whose loop is stuck stops beating and is replaced. It accepts connections itself
+(see `Acceptor`) and hands them to uvicorn's protocol on uvloop.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import os
 import socket
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import uvicorn
 
@@ -24,6 +25,55 @@ log = logging.getLogger("gateway")
 
 HEARTBEAT_INTERVAL_S = 0.5
 ACCEPTED_GRACE_S = 0.25
+ACCEPT_BATCH = 1024  # accepted per wake-up at most: a turn is never accepts alone
+ACCEPT_RETRY_S = 1.0  # out of descriptors: pause accepting, as asyncio does
+
+
+class Acceptor:
+    """Takes every connection waiting on a listening socket at each wake-up, for uvicorn.
+
+    uvloop's own server accepts one connection per loop turn (libuv >= 1.45 dropped its
+    accept loop), and a turn serving 1,000 busy connections lasts ~100 ms: a burst of new
+    connections then waits seconds in the backlog, first requests unread. asyncio's selector
+    loop, and Go, accept in a loop like this.
+    """
+
+    def __init__(self, sock: socket.socket, protocol_factory: Callable[[], asyncio.Protocol],
+                 ssl: Any) -> None:
+        self.sock, self.protocol_factory, self.ssl = sock, protocol_factory, ssl
+        self.loop = asyncio.get_running_loop()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.retry: asyncio.TimerHandle | None = None
+        sock.setblocking(False)
+        self.loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:  # EMFILE, ENFILE, ENOBUFS: the rest waits in the backlog
+                log.warning("gateway cannot accept connections for now: %s", exc)
+                self.loop.remove_reader(self.sock.fileno())
+                self.retry = self.loop.call_later(ACCEPT_RETRY_S, self.loop.add_reader,
+                                                  self.sock.fileno(), self._accept)
+                return
+            # connect_accepted_socket makes the TCP (or TLS) transport, TCP_NODELAY on.
+            task = self.loop.create_task(self.loop.connect_accepted_socket(
+                self.protocol_factory, conn, ssl=self.ssl))
+            self.tasks.add(task)
+            task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a connection failed to start: %s", task.exception())
+
+    def close(self) -> None:
+        if self.retry is not None:
+            self.retry.cancel()
+        self.loop.remove_reader(self.sock.fileno())
 
 
 class GatewayServer(uvicorn.Server):
@@ -32,6 +82,17 @@ class GatewayServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, draining: asyncio.Event) -> None:
         super().__init__(config)
         self.draining = draining
+        self.acceptors: list[Acceptor] = []
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])  # the lifespan; no uvloop server (see Acceptor)
+        config = self.config
+
+        def new_protocol() -> asyncio.Protocol:  # as uvicorn's own startup builds one
+            return config.http_protocol_class(config=config, server_state=self.server_state,
+                                              app_state=self.lifespan.state)
+
+        self.acceptors = [Acceptor(sock, new_protocol, config.ssl) for sock in sockets or []]
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self.draining.set()
@@ -42,8 +103,8 @@ class GatewayServer(uvicorn.Server):
         # their request: uvicorn closes connections with no request under way, and closing
         # one whose request is still unread resets it. The listening socket stays open in
         # the supervisor, so new connections wait in its backlog for the other workers.
-        for server in self.servers:
-            server.close()
+        for acceptor in self.acceptors:
+            acceptor.close()
         await asyncio.sleep(ACCEPTED_GRACE_S)
         await super().shutdown(sockets)
 
