@@ -37,7 +37,8 @@ class Catalog:
     def __init__(self, shards: Shards) -> None:
         self._shards = shards
         self._domains: dict[str, tuple[Domain, float]] = {}
-        self._loading: dict[str, asyncio.Future[Domain]] = {}
+        # name -> (the load under way, the generation it began in)
+        self._loading: dict[str, tuple[asyncio.Future[Domain], int]] = {}
         self._generation = 0  # bumped by every invalidation, so late loads are not cached
 
     def cached(self, name: str) -> Domain | None:
@@ -51,23 +52,25 @@ class Catalog:
         entry = self._domains.get(name)
         if entry is not None and entry[1] > time.monotonic():
             return entry[0]
+        # One load per name at a time, as its own task, so a caller that gives up (its
+        # client left) cancels its wait, not the load the others wait for; a load that
+        # began before an invalidation is not joined: it may bring the record invalidated.
         loading = self._loading.get(name)
-        if loading is not None:
-            return await asyncio.shield(loading)
-        future: asyncio.Future[Domain] = asyncio.get_running_loop().create_future()
-        self._loading[name] = future
-        generation = self._generation
+        if loading is None or loading[1] != self._generation:
+            task = asyncio.ensure_future(self._load(name, self._generation))
+            task.add_done_callback(_retrieve)  # a failure nobody waits for any more is fine
+            loading = self._loading[name] = (task, self._generation)
+        return await asyncio.shield(loading[0])
+
+    async def _load(self, name: str, generation: int) -> Domain:
         try:
             domain = from_record(await self._shards.call(CATALOG_SHARD, DomainGet(name=name)))
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # consumed here; waiters get it from shield()
-            raise
         finally:
-            self._loading.pop(name, None)
+            current = self._loading.get(name)
+            if current is not None and current[1] == generation:
+                del self._loading[name]
         if generation == self._generation:
             self._domains[name] = (domain, time.monotonic() + ENTRY_TTL_S)
-        future.set_result(domain)
         return domain
 
     def forget(self, name: str) -> None:
@@ -85,6 +88,11 @@ class Catalog:
     def on_reconnect(self, shard: int) -> None:
         if shard == CATALOG_SHARD:
             self.clear()
+
+
+def _retrieve(task: asyncio.Future[Domain]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def from_record(record: DomainRecord) -> Domain:

@@ -101,12 +101,16 @@ class GroupState:
                              "consumers": self.registered})
 
     def cursor(self) -> bytes:
-        return orjson.dumps([self.position, self.acks.floor, self.acks.ranges()])
+        return orjson.dumps([self.position, self.acks.floor, self.acks.ranges(),
+                             self.last_active_ms])
 
     def restore_cursor(self, data: bytes) -> None:
-        position, floor, ranges = orjson.loads(data)
+        # [position, ack floor, acked ranges, last activity]; earlier releases wrote three.
+        position, floor, ranges, *rest = orjson.loads(data)
         self.position = position
         self.acks = AckSet(floor, ranges)
+        if rest:
+            self.last_active_ms = max(self.last_active_ms, rest[0])
 
     def write_record(self, turn: Turn) -> None:
         """The group's settings changed (or it is new): write them, and its cursor."""

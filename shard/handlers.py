@@ -2,6 +2,10 @@
 changes the ShardState (handing its writes to the state's turn) and returns the reply, or
 raises a GortmsError.
 
+A handler checks everything before it changes anything, so a GortmsError leaves no trace.
+Any other exception is a bug, after which memory may be ahead of the disk: the server exits
+and the supervisor restarts the shard from what is committed (server.py `_crash`).
+
 Fetches are not here: they may park, which takes the server's sockets and timers (server.py).
 """
 
@@ -15,7 +19,7 @@ import msgspec
 import orjson
 
 from gortms.checks import enc_hook, to_builtins
-from gortms.errors import (ConsumerNotFound, DomainExists, DomainNotFound, GroupExists,
+from gortms.errors import (BadRequest, ConsumerNotFound, DomainExists, DomainNotFound, GroupExists,
                            GroupNotFound, QueueExists)
 from gortms.models import GroupSpec, format_ts, parse_start, parse_ts
 from gortms.protocol import (Ack, Acked, CatalogEvent, ConsumerAdd, ConsumerRemove, Deleted,
@@ -174,17 +178,25 @@ def publish(state: ShardState, req: Publish) -> Published | bytes:
         if original is not None:
             return original
     records = req.records
+    # A repeat must answer with the original ids, which the gateway generated: read them
+    # before anything is staged, so a malformed record fails the publish, not the turn.
+    message_ids = None if key is None else _ids_of(records)
     first = queue.append(state.turn, state.recent, ts_bytes(state.now_ms), records)
     state.published.add(queue)
     if key is None:
         return Published(first_position=first, count=len(records))
-    # A repeat must answer with the original ids, which the gateway generated.
-    reply = Published(first_position=first, count=len(records),
-                      message_ids=[unstamped_id(r) for r in records])
+    reply = Published(first_position=first, count=len(records), message_ids=message_ids)
     queue.remember(key, _encode(Published(first_position=first, count=len(records),
                                           message_ids=reply.message_ids, duplicate=True)),
                    state.now_ms + state.limits.dedup_window_ms, state.turn)
     return reply
+
+
+def _ids_of(records: list[bytes]) -> list[str]:
+    try:
+        return [unstamped_id(r) for r in records]
+    except UnicodeDecodeError:
+        raise BadRequest("a record's message id is not UTF-8 (a gateway bug)") from None
 
 
 _msgpack = msgspec.msgpack.Encoder(enc_hook=enc_hook)

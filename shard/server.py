@@ -21,7 +21,7 @@ import asyncio
 import logging
 import os
 import signal
-from typing import Any
+from typing import Any, NoReturn
 
 import zmq
 from msgspec import Raw
@@ -195,10 +195,18 @@ class ShardServer:
             body = handlers.HANDLERS[type(request)](self.state, request)
         except GortmsError as exc:
             return failed(rid, exc)
-        except Exception:  # a bug: answer this request, keep serving the others
-            log.exception("op %s failed", type(request).__name__)
-            return failed(rid, GortmsError(f"internal error in {type(request).__name__}"))
+        except Exception:
+            self._crash(type(request).__name__)
         return ok(rid, Raw(body) if type(body) is bytes else body)
+
+    def _crash(self, what: str) -> NoReturn:
+        """A bug in a handler: it may have changed memory and staged part of its writes, and
+        neither can be taken back. Committing would persist the half; going on would serve
+        from state the disk does not hold. Exit instead: the supervisor restarts the shard
+        from what is committed, and no request of this turn was answered yet."""
+        log.critical("shard %d: a bug in %s; exiting so that it restarts from what is "
+                     "committed", self.state.index, what, exc_info=True)
+        os._exit(70)
 
     def _announce(self) -> None:
         for event in self.state.catalog_events:
@@ -252,9 +260,8 @@ class ShardServer:
             return None
         except GortmsError as exc:
             return failed(rid, exc)
-        except Exception:  # a bug: answer this fetch, keep serving the others
-            log.exception("fetch failed")
-            return failed(rid, GortmsError("internal error in fetch"))
+        except Exception:
+            self._crash("fetch")
 
     def _fetch_group(self, request: Fetch) -> GroupState:
         queue = handlers.queue_of(self.state, request)

@@ -40,8 +40,10 @@ def record_ts(record: bytes) -> int:
 
 
 def record_id(record: bytes) -> str:
+    # errors="replace": a record is the gateway's work, but a stored one that is malformed
+    # must not make every delivery of its queue fail.
     size = int.from_bytes(record[TS_BYTES:TS_BYTES + 2], "big")
-    return record[TS_BYTES + 2:TS_BYTES + 2 + size].decode()
+    return record[TS_BYTES + 2:TS_BYTES + 2 + size].decode(errors="replace")
 
 
 def record_suffix(record: bytes) -> bytes:

@@ -169,10 +169,6 @@ async def test_a_waiter_that_gives_up_does_not_cancel_the_load_for_the_others(
     assert catalog.cached("shop") is not None and calls(shards) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "when the task that started a load is cancelled (its client left, a timeout), "
-    "Catalog.domain sets the CancelledError on the shared future, so every other waiter "
-    "raises CancelledError although nobody cancelled it"))
 async def test_the_loading_callers_cancellation_does_not_fail_the_other_waiters(
         catalog: Catalog, loads: Loads) -> None:
     leader = await started(catalog.domain("shop"))
@@ -264,10 +260,6 @@ async def test_queue_events_drop_no_domain_entry_nor_spoil_a_load(
     assert calls(shards) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a lookup that starts after an invalidation joins a load that started before it, so "
-    "it can get the record the invalidation was about (e.g. the old epoch right after this "
-    "gateway deleted and recreated the domain)"))
 async def test_a_lookup_after_an_invalidation_does_not_join_a_load_started_before_it(
         catalog: Catalog, shards: FakeShards, loads: Loads) -> None:
     early = await started(catalog.domain("shop"))

@@ -310,11 +310,6 @@ def test_a_deleted_group_stays_deleted(shard: Shard) -> None:
     assert sorted(restart(shard.store).state.queues[(DOMAIN, QUEUE)].groups) == ["kept"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a group's last activity is not stored: read_groups builds GroupState with "
-    "last_active_ms = createdAt, so after any shard restart a group older than its TTL looks "
-    "idle since its creation and the next sweep (about 1 s later) deletes it, cursor and "
-    "all, however busy it was"))
 def test_a_busy_group_older_than_its_ttl_is_not_idle_after_a_restart(shard: Shard) -> None:
     shard.publish(3)
     shard.group(ttl=Duration(3600.0))
