@@ -17,7 +17,7 @@ from typing import Any, Callable
 import uvicorn
 
 from gortms.datadir import Layout
-from gortms.lifecycle import child_parser, start_child
+from gortms.lifecycle import child_parser, start_child, tune_gc
 from gateway.app import create_app
 from gateway.shards import ZmqShards
 
@@ -148,12 +148,15 @@ def main(argv: list[str] | None = None) -> int:
                                                                         "server.crt"),
                "ssl_keyfile": settings.http.key_file or os.path.join(layout.tls_dir,
                                                                       "server.key")}
+    # proxy_headers off: nothing reads the client's address yet, and uvicorn's middleware
+    # for X-Forwarded-* costs a call per request; trusted proxies will be a setting.
     config = uvicorn.Config(app, loop="uvloop", http="httptools", ws="auto",
                             lifespan="on", access_log=False, log_config=None,
-                            server_header=False,
+                            server_header=False, proxy_headers=False,
                             timeout_graceful_shutdown=max(1, int(
                                 settings.supervisor.stop_timeout) - 2), **tls)
     server = GatewayServer(config, app.state.gateway.draining)
+    tune_gc()
     server.run(sockets=[sock])
     return 0
 

@@ -143,15 +143,27 @@ def fold_keys(value: Any, type_: Any) -> Any:
     ignoring case; other keys are left for the type to ignore or refuse."""
     if not isinstance(value, dict) or not _is_struct(type_):
         return value
-    fields = {f.encode_name.lower(): f for f in msgspec.structs.fields(type_)}
+    fields = _fields_by_lower_name(type_)
     out = {}
     for key, item in value.items():
         field = fields.get(key.lower()) if isinstance(key, str) else None
         if field is None:
             out[key] = item
         else:
-            out[field.encode_name] = fold_keys(item, field.type)
+            out[field[0]] = fold_keys(item, field[1])
     return out
+
+
+_FIELDS: dict[type, dict[str, tuple[str, Any]]] = {}
+
+
+def _fields_by_lower_name(type_: type) -> dict[str, tuple[str, Any]]:
+    # Cached: msgspec.structs.fields() evaluates the annotations again on every call.
+    fields = _FIELDS.get(type_)
+    if fields is None:
+        fields = _FIELDS[type_] = {f.encode_name.lower(): (f.encode_name, f.type)
+                                   for f in msgspec.structs.fields(type_)}
+    return fields
 
 
 def _is_struct(type_: Any) -> bool:
@@ -180,9 +192,8 @@ def _is_name_at(type_: Any, message: str) -> bool:
     node = type_
     for part in re.findall(r"\.([^.\[]+)|\[[^\]]*\]", at.group(1)):
         if part:  # a field of a struct
-            fields = {f.encode_name: f.type for f in msgspec.structs.fields(node)} \
-                if _is_struct(node) else {}
-            node = fields.get(part)
+            field = _fields_by_lower_name(node).get(part.lower()) if _is_struct(node) else None
+            node = field[1] if field is not None else None
         else:  # an item of a list or dict
             args = getattr(node, "__args__", ())
             node = args[-1] if args else None

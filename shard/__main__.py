@@ -12,7 +12,7 @@ import uvloop
 
 from gortms.datadir import Layout
 from gortms.errors import GortmsError
-from gortms.lifecycle import child_parser, start_child
+from gortms.lifecycle import child_parser, start_child, tune_gc
 from shard import loader
 from shard.rocks import RocksStore
 from shard.server import ShardServer
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     loader.load(state)
     request_endpoint, event_endpoint = layout.endpoints(args.index)
     server = ShardServer(state, request_endpoint, event_endpoint)
+    tune_gc()
     uvloop.run(server.serve())
     return 0
 
