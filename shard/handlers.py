@@ -35,7 +35,8 @@ from gortms.schema import check_schema
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.state import ShardState
-from shard.store import domain_key, drop_group, pos_bytes, prefix_end
+from shard import chunks
+from shard.store import domain_key, drop_group, prefix_end
 
 Handler = Callable[[ShardState, Any], Reply | bytes]
 
@@ -215,12 +216,12 @@ def position_at(state: ShardState, queue: QueueState, ts_ms: int) -> int:
     end = prefix_end(queue.message_prefix)
     while lo < hi:
         mid = (lo + hi) // 2
-        found = next(state.store.scan(queue.message_prefix + pos_bytes(mid), end), None)
+        found = chunks.first_at_or_after(state.store, queue.message_prefix, mid, end)
         if found is None:
             hi = mid
             continue
-        pos = int.from_bytes(found[0][-8:], "big")
-        if record_ts(found[1]) < ts_ms:
+        pos, record = found
+        if record_ts(record) < ts_ms:
             lo = pos + 1
         else:
             hi = mid

@@ -31,7 +31,7 @@ from shard.loader import read_groups, read_queue, redelivery_counts
 from shard.queues import QueueState
 from shard.rocks import RocksStore, StorageError
 from shard.store import (Store, domain_key, name_key,
-                         pos_bytes, queue_key)
+                         queue_key)
 
 # Positions listed per group; the rest are only counted.
 MAX_SHOWN = 20
@@ -140,7 +140,7 @@ def group_view(store: Store, group: GroupState) -> dict[str, Any]:
     unacked = group.acks.gaps(group.position)
     shown = list(itertools.islice(unacked, MAX_SHOWN))
     rest = sum(1 for _ in unacked)  # the generator goes on after the shown positions
-    records = store.get_many([group.queue.message_prefix + pos_bytes(p) for p in shown])
+    records = group.queue.read_positions(store, shown)
     return {
         "groupId": group.name, "ackMode": str(group.ack_mode), "ttl": format_duration(group.ttl),
         "start": group.start, "createdAt": format_ts(group.created_ms),

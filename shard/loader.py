@@ -17,11 +17,12 @@ from gortms.checks import Duration, convert
 from gortms.errors import StorageError
 from gortms.models import AckMode, GroupSpec, QueueConfig, parse_start
 from gortms.protocol import DomainRecord, Published
+from shard import chunks
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.state import ShardState
 from shard.store import (Store, counter_key, counters_key, cursor_key, dedup_prefix, group_key,
-                         pos_bytes, prefix_end, redelivery_prefix)
+                         prefix_end, redelivery_prefix)
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,15 @@ def read_queue(store: Store, record: dict[str, Any]) -> QueueState:
         queue.restore_counters(counters)
     prefix = queue.message_prefix
     end = prefix_end(prefix)
-    last_key = store.last_key(prefix, end)
-    if last_key is not None:
+    stored = chunks.bounds(store, prefix, end)
+    if stored is not None:
         # Non-persistent messages may outlive the counters record (or the reverse): trust both.
-        queue.last = max(queue.last, position_of(last_key))
-    first = next(store.scan(prefix, end), None)
-    queue.first = position_of(first[0]) if first else queue.last + 1
+        queue.last = max(queue.last, stored[1])
+    queue.first = stored[0] if stored else queue.last + 1
     queue.tail.first = queue.last + 1  # nothing in memory yet
     if not queue.config.is_persistent:
         # Messages without a WAL may have been lost in a crash: count what is really there.
-        sizes = [len(value) for _, value in store.scan(prefix, end)]
+        sizes = list(chunks.sizes(store, prefix, end))
         queue.count, queue.bytes = len(sizes), sum(sizes)
     return queue
 
@@ -114,7 +114,7 @@ def _restore_pending(state: ShardState, group: GroupState) -> None:
     unacked = list(group.acks.gaps(group.position))
     for i in range(0, len(unacked), _READ_CHUNK):
         chunk = unacked[i:i + _READ_CHUNK]
-        records = state.store.get_many([queue.message_prefix + pos_bytes(p) for p in chunk])
+        records = queue.read_positions(state.store, chunk)
         group.restore_pending(chunk, records, counts)
     if unacked:
         state.turn.changed(group, lazy=True)

@@ -61,6 +61,15 @@ class MemoryStore:
         for key in self._keys[lo:hi]:
             yield key, self._data[key]
 
+    def floor_scan(self, begin: bytes, key: bytes, end: bytes
+                   ) -> Iterator[tuple[bytes, bytes]]:
+        """From the greatest key in [begin, key] (or the first after `begin`) up to `end`."""
+        lo = bisect.bisect_left(self._keys, begin)
+        at = bisect.bisect_right(self._keys, key) - 1
+        start = at if at >= lo else lo
+        for k in self._keys[start:bisect.bisect_left(self._keys, end)]:
+            yield k, self._data[k]
+
     def last_key(self, begin: bytes, end: bytes) -> bytes | None:
         lo, hi = bisect.bisect_left(self._keys, begin), bisect.bisect_left(self._keys, end)
         return self._keys[hi - 1] if hi > lo else None

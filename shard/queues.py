@@ -9,6 +9,7 @@ import orjson
 from gortms.checks import enc_hook
 from gortms.models import QueueConfig, format_ts
 from gortms.protocol import QueueInfo
+from shard import chunks
 from shard.groups import GroupState
 from shard.recent import Recent, Tail
 from shard.store import Store, counters_key, dedup_prefix, message_prefix, pos_bytes, queue_key
@@ -20,7 +21,7 @@ MAX_DEDUP_KEYS = 100_000
 
 class QueueState:
     __slots__ = ("qid", "domain", "name", "epoch", "config", "created_ms", "first", "last",
-                 "count", "bytes", "groups", "dedup", "message_prefix", "tail")
+                 "count", "bytes", "groups", "dedup", "message_prefix", "tail", "staged")
 
     def __init__(self, qid: int, domain: str, name: str, epoch: int, config: QueueConfig,
                  created_ms: int) -> None:
@@ -39,6 +40,7 @@ class QueueState:
         self.dedup: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         self.message_prefix = message_prefix(qid)
         self.tail = Tail()  # the newest records, in memory (see shard/recent.py)
+        self.staged: list[bytes] = []  # appended this turn, written as chunks at its commit
 
     # --- records ------------------------------------------------------------------------------
 
@@ -59,6 +61,14 @@ class QueueState:
         turn.changed(self)
 
     def persist(self, turn: Turn) -> None:
+        """The turn commits: this turn's records as chunks (shard/chunks.py), and counters."""
+        if self.staged:
+            put = turn.logged.put if self.config.is_persistent else turn.unlogged.put
+            first = self.last - len(self.staged) + 1
+            prefix = self.message_prefix
+            for offset, run in chunks.split(self.staged):
+                put(prefix + pos_bytes(first + offset), chunks.encode(run))
+            self.staged = []
         turn.put(counters_key(self.qid), self.counters(), lazy=True)
 
     # --- publishing ---------------------------------------------------------------------------
@@ -69,33 +79,43 @@ class QueueState:
         The stamped records join the queue's tail at once: nothing reads them before the
         turn is committed (fetches run after the commit)."""
         first = self.last + 1
-        prefix = self.message_prefix
-        persistent = self.config.is_persistent
-        # One call per record: a bound method of the batch, not the Turn's put.
-        put = turn.logged.put if persistent else turn.unlogged.put
         stamped = [ts + record for record in records]
-        pos = self.last
-        for record in stamped:
-            pos += 1
-            put(prefix + pos_bytes(pos), record)
-        self.last = pos
+        self.staged += stamped
+        self.last += len(stamped)
         self.count += len(stamped)
         self.bytes += sum(map(len, stamped))
         recent.add(self.qid, first, stamped)
-        turn.needs_sync |= persistent
-        turn.changed(self, lazy=not persistent)
+        persistent = self.config.is_persistent
+        turn.changed(self, lazy=not persistent)  # a persistent queue's records need the fsync
         return first
+
+    def delete(self, store: Store, turn: Turn, recent: Recent, positions: list[int]) -> int:
+        """Delete stored messages (they read as holes from then on); how many were."""
+        deleted = 0
+        for key, value, sizes in chunks.punch(store, self.message_prefix, positions):
+            if value is None:
+                turn.delete(key)
+            else:
+                turn.put(key, value)
+            deleted += len(sizes)
+            self.count -= len(sizes)
+            self.bytes -= sum(sizes)
+        for pos in positions:
+            recent.discard(self.qid, pos)
+        if deleted:
+            turn.changed(self)
+        return deleted
 
     def read(self, store: Store, begin: int, end: int) -> list[bytes | None]:
         """Records of positions [begin, end) (None for a hole): the tail, then RocksDB."""
-        prefix = self.message_prefix
         split = min(max(begin, self.tail.first), end)  # below it: only in RocksDB
-        older = store.get_many([prefix + pos_bytes(p) for p in range(begin, split)])
+        older = chunks.read_range(store, self.message_prefix, begin, split) \
+            if begin < split else []
         if split == end:
             return older
         newer = self.tail.slice(split, end)
         if newer is None:
-            newer = store.get_many([prefix + pos_bytes(p) for p in range(split, end)])
+            newer = chunks.read_range(store, self.message_prefix, split, end)
         return older + newer if older else newer
 
     def read_positions(self, store: Store, positions: list[int]) -> list[bytes | None]:
@@ -103,8 +123,7 @@ class QueueState:
         tail = self.tail
         if all(tail.first <= p < tail.end for p in positions):
             return [tail.get(p) for p in positions]
-        prefix = self.message_prefix
-        return store.get_many([prefix + pos_bytes(p) for p in positions])
+        return chunks.read_positions(store, self.message_prefix, positions)
 
     def remembered(self, key: str, now_ms: int) -> bytes | None:
         entry = self.dedup.get(key)

@@ -84,6 +84,20 @@ class RocksStore:
             yield key, it.value()
             it.next()
 
+    def floor_scan(self, begin: bytes, key: bytes, end: bytes
+                   ) -> Iterator[tuple[bytes, bytes]]:
+        """From the greatest key in [begin, key] (or the first after `begin`) up to `end`."""
+        it = self._db.iter()
+        it.seek_for_prev(key)
+        if not it.valid() or it.key() < begin:
+            it.seek(begin)
+        while it.valid():
+            found = it.key()
+            if found >= end:
+                return
+            yield found, it.value()
+            it.next()
+
     def last_key(self, begin: bytes, end: bytes) -> bytes | None:
         it = self._db.iter()
         it.seek_for_prev(end)

@@ -129,15 +129,21 @@ class Broker:
                                  f"{self.output()}") from None
 
     def kill_tree(self) -> None:
-        """SIGKILL the supervisor and every child, like a power cut of the process tree."""
-        children = self.children()
+        """SIGKILL the supervisor and every child, like a power cut of the process tree.
+
+        The supervisor is stopped first and killed last: killed first, its death would send
+        the children SIGTERM (they ask for it, so none outlives it), and a child that gets
+        to shut down cleanly before its SIGKILL lands is no power cut."""
         if self.process.poll() is None:
-            self.process.kill()
+            self.process.send_signal(signal.SIGSTOP)
+        children = self.children()
         for proc in children:
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+        if self.process.poll() is None:
+            self.process.kill()  # then init reaps the children, zombies while it was stopped
         # The supervisor is reaped by Popen (so its returncode is kept); the children are
         # not ours to reap, psutil just waits for them to be gone.
         self.process.wait(10)

@@ -14,11 +14,12 @@ import pytest
 from gortms.checks import to_builtins
 from gortms.models import AckMode, GroupSpec, QueueConfig
 from gortms.protocol import encode_message, record_id, record_to_dict, ts_bytes
+from shard import chunks
 from shard.groups import Delivery, GroupState
 from shard.memory import MemoryStore
 from shard.queues import QueueState
 from shard.recent import Recent
-from shard.store import (cursor_key, message_prefix, pos_bytes, prefix_end, redelivery_prefix)
+from shard.store import (cursor_key, message_prefix, prefix_end, redelivery_prefix)
 from shard.turn import Turn
 
 QID = 1
@@ -89,8 +90,13 @@ class World:
         turn.commit()
 
     def delete_message(self, position: int) -> None:
+        """Gone behind the groups' back (retention): the queue reads a hole there."""
         batch = self.store.batch()
-        batch.delete(message_prefix(QID) + pos_bytes(position))
+        for key, value, _ in chunks.punch(self.store, message_prefix(QID), [position]):
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
         self.store.write(batch, sync=False)
         self.recent.discard(QID, position)
 
@@ -121,13 +127,13 @@ def test_append_assigns_increasing_positions_from_one() -> None:
     assert world.publish(2) == 4
     queue = world.queue
     assert (queue.first, queue.last, queue.count) == (1, 5, 5)
-    assert queue.bytes == sum(len(v) for _, v in world.store.scan(b"M", b"N"))
+    assert queue.bytes == sum(chunks.sizes(world.store, b"M", b"N"))
 
 
 def test_appended_records_are_stamped_and_stored_under_their_position() -> None:
     world = World()
     world.publish(ids=["a", "b"], ts_ms=T0 + 5)
-    stored = world.store.get(message_prefix(QID) + pos_bytes(2))
+    stored = chunks.read_range(world.store, message_prefix(QID), 2, 3)[0]
     assert stored is not None
     assert record_to_dict(stored) == {"id": "b", "headers": {}, "payload": {"n": "b"},
                                       "timestamp": T0 + 5}
@@ -630,7 +636,7 @@ def _restart(world: World, group: GroupState) -> GroupState:
     assert cursor is not None
     fresh.restore_cursor(cursor)
     unacked = list(fresh.acks.gaps(fresh.position))
-    records = world.store.get_many([message_prefix(QID) + pos_bytes(p) for p in unacked])
+    records = chunks.read_positions(world.store, message_prefix(QID), unacked)
     fresh.restore_pending(unacked, records, world.redelivery_counts(group))
     world.queue.groups[group.name] = fresh
     return fresh

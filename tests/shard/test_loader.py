@@ -21,6 +21,7 @@ from gortms.protocol import (Ack, ConsumerAdd, DomainCreate, DomainDelete, Fetch
 from shard import handlers
 from shard.groups import Delivery, GroupState
 from shard.handlers import HANDLERS
+from shard import chunks
 from shard.loader import load
 from shard.memory import MemoryStore
 from shard.queues import QueueState
@@ -78,8 +79,11 @@ class Shard:
         """Messages gone behind the shard's back: retention, or WAL-less writes lost."""
         batch = self.store.batch()
         prefix = self.state.queues[(DOMAIN, queue)].message_prefix
-        for pos in positions:
-            batch.delete(prefix + pos_bytes(pos))
+        for key, value, _ in chunks.punch(self.store, prefix, list(positions)):
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
         self.store.write(batch, sync=False)
 
 

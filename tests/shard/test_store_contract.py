@@ -269,3 +269,32 @@ def test_rocks_store_stats_report_keys_and_disk_use(tmp_path: Path) -> None:
     stats = store.stats()
     store.close()
     assert stats["diskBytes"] > 0
+
+
+# --- floor_scan -------------------------------------------------------------------------------
+
+
+def _put_all(store: Any, keys: list[bytes]) -> None:
+    batch = store.batch()
+    for key in keys:
+        batch.put(key, key.upper())
+    store.write(batch, sync=False)
+
+
+@pytest.mark.parametrize(("key", "expected"), [
+    (b"p3", [b"p2", b"p5"]),  # starts at the greatest key at or below
+    (b"p2", [b"p2", b"p5"]),
+    (b"p1", [b"p2", b"p5"]),  # none at or below within the prefix: the first after it
+    (b"p9", [b"p5"]),
+])
+def test_floor_scan_starts_at_the_greatest_key_at_or_below(store: Any, key: bytes,
+                                                           expected: list[bytes]) -> None:
+    _put_all(store, [b"a1", b"p2", b"p5", b"q1"])
+    assert [k for k, _ in store.floor_scan(b"p", key, b"q")] == expected
+
+
+def test_floor_scan_stays_within_begin_and_end(store: Any) -> None:
+    _put_all(store, [b"a9", b"p2", b"p5", b"p7"])
+    assert [k for k, _ in store.floor_scan(b"p", b"p6", b"p7")] == [b"p5"]
+    assert list(store.floor_scan(b"x", b"x5", b"y")) == []
+    assert [v for _, v in store.floor_scan(b"p", b"p2", b"p3")] == [b"P2"]

@@ -1,0 +1,161 @@
+"""How a queue's messages lie in RocksDB: runs of consecutive positions, one key per run.
+
+A publish of a thousand messages is one key and one value, not a thousand: RocksDB's cost is
+per key (a memtable insert, an index entry, compaction work), and a shard's is per Python
+call. Every record a turn appends to a queue goes into one chunk (split past CHUNK_RECORDS or
+CHUNK_BYTES), under the key `M<qid><first position>`:
+
+    0xC1 | count (uint32) | end offset of each record (uint32 each) | the records end to end
+
+A record of length 0 is a hole (a deleted message). A value that does not start with 0xC1 is
+a single record, as releases before chunks stored them (a record starts with its timestamp,
+whose first byte is 0 for the next few thousand years), so old data dirs read as they are.
+Reads find the chunk that holds a position with a floor seek (the greatest key at or below).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Iterator
+
+from shard.store import Store, pos_bytes
+
+MAGIC = 0xC1
+CHUNK_RECORDS = 4096
+CHUNK_BYTES = 256 * 1024
+_HEAD = 5  # magic and count
+
+
+def encode(records: list[bytes]) -> bytes:
+    ends = []
+    end = 0
+    for record in records:
+        end += len(record)
+        ends.append(end)
+    return b"%c%s%s%s" % (MAGIC, len(records).to_bytes(4, "big"),
+                          struct.pack(">%dI" % len(ends), *ends), b"".join(records))
+
+
+def decode(value: bytes) -> list[bytes]:
+    """The records of a chunk (b"" for a hole), or the one record of a value before chunks."""
+    if not value or value[0] != MAGIC:
+        return [value]
+    count = int.from_bytes(value[1:_HEAD], "big")
+    ends = struct.unpack_from(">%dI" % count, value, _HEAD)
+    base = _HEAD + 4 * count
+    out = []
+    start = base
+    for end in ends:
+        out.append(value[start:base + end])
+        start = base + end
+    return out
+
+
+def count_of(value: bytes) -> int:
+    return int.from_bytes(value[1:_HEAD], "big") if value and value[0] == MAGIC else 1
+
+
+def split(records: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+    """(offset, records) runs of at most CHUNK_RECORDS records and about CHUNK_BYTES."""
+    start = 0
+    size = 0
+    for i, record in enumerate(records):
+        if i > start and (i - start >= CHUNK_RECORDS or size + len(record) > CHUNK_BYTES):
+            yield start, records[start:i]
+            start, size = i, 0
+        size += len(record)
+    if start < len(records):
+        yield start, records[start:]
+
+
+def position_of(key: bytes) -> int:
+    return int.from_bytes(key[-8:], "big")
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def read_range(store: Store, prefix: bytes, begin: int, end: int) -> list[bytes | None]:
+    """Records of positions [begin, end): None where there is none (a hole, or nothing)."""
+    out: list[bytes | None] = [None] * (end - begin)
+    for key, value in store.floor_scan(prefix, prefix + pos_bytes(begin),
+                                       prefix + pos_bytes(end)):
+        first = position_of(key)
+        records = decode(value)
+        for pos in range(max(begin, first), min(end, first + len(records))):
+            out[pos - begin] = records[pos - first] or None
+    return out
+
+
+def read_positions(store: Store, prefix: bytes, positions: list[int]) -> list[bytes | None]:
+    """Records of scattered positions (ascending or not), each chunk read once."""
+    out: list[bytes | None] = []
+    held_first, held = 0, []  # the chunk read last
+    for pos in positions:
+        if not held_first <= pos < held_first + len(held):
+            found = next(store.floor_scan(prefix, prefix + pos_bytes(pos),
+                                          prefix + pos_bytes(pos + 1)), None)
+            if found is None:
+                out.append(None)
+                continue
+            held_first, held = position_of(found[0]), decode(found[1])
+        index = pos - held_first
+        out.append(held[index] or None if 0 <= index < len(held) else None)
+    return out
+
+
+def first_at_or_after(store: Store, prefix: bytes, pos: int, end: bytes
+                      ) -> tuple[int, bytes] | None:
+    """The first stored record at or after `pos` (with its position), or None."""
+    for key, value in store.floor_scan(prefix, prefix + pos_bytes(pos), end):
+        first = position_of(key)
+        for i, record in enumerate(decode(value)):
+            if first + i >= pos and record:
+                return first + i, record
+    return None
+
+
+def bounds(store: Store, prefix: bytes, end: bytes) -> tuple[int, int] | None:
+    """(first stored record's position, last position of the last chunk), or None."""
+    first = first_at_or_after(store, prefix, 0, end)
+    last_key = store.last_key(prefix, end)
+    if first is None or last_key is None:
+        return None
+    return first[0], position_of(last_key) + count_of(store.get(last_key) or b"") - 1
+
+
+def sizes(store: Store, prefix: bytes, end: bytes) -> Iterator[int]:
+    """The size of every stored record (holes left out)."""
+    for _, value in store.scan(prefix, end):
+        for record in decode(value):
+            if record:
+                yield len(record)
+
+
+def punch(store: Store, prefix: bytes, positions: list[int]
+          ) -> Iterator[tuple[bytes, bytes | None, list[int]]]:
+    """Rewrites that make `positions` holes: (chunk key, its new value or None when nothing
+    is left in it, the sizes of the records removed)."""
+    wanted = sorted(set(positions))
+    i = 0
+    while i < len(wanted):
+        found = next(store.floor_scan(prefix, prefix + pos_bytes(wanted[i]),
+                                      prefix + pos_bytes(wanted[i] + 1)), None)
+        if found is None:
+            i += 1
+            continue
+        key, value = found
+        first = position_of(key)
+        records = decode(value)
+        if not first <= wanted[i] < first + len(records):
+            i += 1  # in no chunk
+            continue
+        removed = []
+        while i < len(wanted) and wanted[i] < first + len(records):
+            index = wanted[i] - first
+            if index >= 0 and records[index]:
+                removed.append(len(records[index]))
+                records[index] = b""
+            i += 1
+        if removed:
+            yield key, encode(records) if any(records) else None, removed

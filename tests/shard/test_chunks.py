@@ -1,0 +1,101 @@
+"""shard/chunks.py: a queue's messages as chunks of consecutive positions, on both stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from shard import chunks
+from shard.memory import MemoryStore
+from shard.rocks import RocksStore
+from shard.store import message_prefix, pos_bytes, prefix_end
+
+PREFIX = message_prefix(7)
+END = prefix_end(PREFIX)
+
+
+@pytest.fixture(params=["memory", "rocks"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    store = MemoryStore() if request.param == "memory" else RocksStore(str(tmp_path / "db"))
+    yield store
+    store.close()
+
+
+def record(pos: int) -> bytes:
+    return b"r%05d" % pos
+
+
+def write(store: Any, runs: dict[int, list[bytes]]) -> None:
+    """{first position: records} as chunks; a legacy single record for a list of one str."""
+    batch = store.batch()
+    for first, records in runs.items():
+        batch.put(PREFIX + pos_bytes(first), chunks.encode(records))
+    store.write(batch, sync=False)
+
+
+def test_a_chunk_round_trips_with_holes_and_empty_records() -> None:
+    records = [b"a", b"", b"ccc" * 1000, b"\xc1\x00", b""]
+    value = chunks.encode(records)
+    assert chunks.decode(value) == records
+    assert chunks.count_of(value) == 5
+
+
+def test_a_value_from_before_chunks_is_one_record() -> None:
+    legacy = (1_700_000_000_000).to_bytes(8, "big") + b"\x00\x01m..."
+    assert chunks.decode(legacy) == [legacy]
+    assert chunks.count_of(legacy) == 1
+
+
+def test_split_bounds_records_and_bytes_and_keeps_order() -> None:
+    many = [b"x"] * (chunks.CHUNK_RECORDS * 2 + 5)
+    runs = list(chunks.split(many))
+    assert [len(r) for _, r in runs] == [chunks.CHUNK_RECORDS, chunks.CHUNK_RECORDS, 5]
+    assert [o for o, _ in runs] == [0, chunks.CHUNK_RECORDS, 2 * chunks.CHUNK_RECORDS]
+    big = [b"y" * (chunks.CHUNK_BYTES // 2 + 1)] * 3
+    assert [len(r) for _, r in chunks.split(big)] == [1, 1, 1]
+    huge = [b"z" * (chunks.CHUNK_BYTES * 2)]
+    assert [len(r) for _, r in chunks.split(huge)] == [1]  # one record never splits
+
+
+def test_read_range_spans_chunks_gaps_and_holes(store: Any) -> None:
+    write(store, {1: [record(1), record(2), b""], 4: [record(4)], 8: [record(8), record(9)]})
+    got = chunks.read_range(store, PREFIX, 2, 10)
+    assert got == [record(2), None, record(4), None, None, None, record(8), record(9)]
+    assert chunks.read_range(store, PREFIX, 9, 12) == [record(9), None, None]
+    assert chunks.read_range(store, PREFIX, 20, 22) == [None, None]
+
+
+def test_read_range_reads_legacy_single_records(store: Any) -> None:
+    batch = store.batch()
+    for pos in (1, 2):
+        batch.put(PREFIX + pos_bytes(pos), b"\x00" * 8 + record(pos))
+    store.write(batch, sync=False)
+    write(store, {3: [record(3)]})
+    assert chunks.read_range(store, PREFIX, 1, 4) == [
+        b"\x00" * 8 + record(1), b"\x00" * 8 + record(2), record(3)]
+
+
+def test_read_positions_in_any_order(store: Any) -> None:
+    write(store, {1: [record(p) for p in range(1, 6)], 6: [record(6), b""]})
+    assert chunks.read_positions(store, PREFIX, [5, 1, 6, 7, 9, 3]) == [
+        record(5), record(1), record(6), None, None, record(3)]
+
+
+def test_bounds_and_first_at_or_after_skip_holes(store: Any) -> None:
+    assert chunks.bounds(store, PREFIX, END) is None
+    write(store, {3: [b"", b"", record(5), record(6)], 7: [record(7), b""]})
+    assert chunks.bounds(store, PREFIX, END) == (5, 8)
+    assert chunks.first_at_or_after(store, PREFIX, 6, END) == (6, record(6))
+    assert chunks.first_at_or_after(store, PREFIX, 8, END) is None
+    assert sorted(chunks.sizes(store, PREFIX, END)) == [len(record(5))] * 3
+
+
+def test_punch_makes_holes_and_drops_emptied_chunks(store: Any) -> None:
+    write(store, {1: [record(1), record(2)], 3: [record(3)]})
+    rewrites = list(chunks.punch(store, PREFIX, [3, 2, 9, 2]))
+    assert rewrites == [(PREFIX + pos_bytes(1), chunks.encode([record(1), b""]),
+                         [len(record(2))]),
+                        (PREFIX + pos_bytes(3), None, [len(record(3))])]
+    assert list(chunks.punch(store, PREFIX, [9])) == []
