@@ -15,7 +15,9 @@ Reads find the chunk that holds a position with a floor seek (the greatest key a
 
 from __future__ import annotations
 
+import bisect
 import struct
+from itertools import accumulate
 from typing import Iterator
 
 from shard.store import Store, pos_bytes
@@ -27,11 +29,7 @@ _HEAD = 5  # magic and count
 
 
 def encode(records: list[bytes]) -> bytes:
-    ends = []
-    end = 0
-    for record in records:
-        end += len(record)
-        ends.append(end)
+    ends = list(accumulate(map(len, records)))  # in C: no Python step per record
     return b"%c%s%s%s" % (MAGIC, len(records).to_bytes(4, "big"),
                           struct.pack(">%dI" % len(ends), *ends), b"".join(records))
 
@@ -56,16 +54,17 @@ def count_of(value: bytes) -> int:
 
 
 def split(records: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
-    """(offset, records) runs of at most CHUNK_RECORDS records and about CHUNK_BYTES."""
+    """(offset, records) runs of at most CHUNK_RECORDS records and CHUNK_BYTES (a single
+    larger record alone), found with a bisect over running sizes, not a step per record."""
+    ends = list(accumulate(map(len, records)))
     start = 0
-    size = 0
-    for i, record in enumerate(records):
-        if i > start and (i - start >= CHUNK_RECORDS or size + len(record) > CHUNK_BYTES):
-            yield start, records[start:i]
-            start, size = i, 0
-        size += len(record)
-    if start < len(records):
-        yield start, records[start:]
+    while start < len(records):
+        base = ends[start - 1] if start else 0
+        stop = bisect.bisect_right(ends, base + CHUNK_BYTES, start,
+                                   min(len(ends), start + CHUNK_RECORDS))
+        stop = max(stop, start + 1)
+        yield start, records[start:stop]
+        start = stop
 
 
 def position_of(key: bytes) -> int:

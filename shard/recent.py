@@ -60,14 +60,19 @@ class Tail:
         return freed
 
     def trim(self, keep_bytes: int) -> int:
-        """Drop the oldest records until at most `keep_bytes` are held; the bytes freed."""
-        dropped = 0
-        freed = 0
+        """Drop the oldest records until at most `keep_bytes` are held; the bytes freed.
+
+        Sizes are summed a run at a time (in C): one Python step per record was a tenth of
+        a shard's time under batch publishing."""
         records = self.records
-        while dropped < len(records) and self.bytes - freed > keep_bytes:
-            record = records[dropped]
-            freed += (len(record) if record is not None else 0) + RECORD_OVERHEAD
-            dropped += 1
+        excess = self.bytes - keep_bytes
+        dropped = freed = 0
+        while excess > freed and dropped < len(records):
+            average = max(1, self.bytes // len(records))
+            step = max(1, min(len(records) - dropped, -(-(excess - freed) // average)))
+            run = records[dropped:dropped + step]
+            freed += sum(map(len, filter(None, run))) + RECORD_OVERHEAD * len(run)
+            dropped += step
         if dropped:
             del records[:dropped]
             self.first += dropped
@@ -101,8 +106,10 @@ class Recent:
 
     def _shrink(self, growing: Tail) -> None:
         # The growing queue gives first, down to a fair share of the budget; then the others.
+        # An eighth more than needed goes each time, so that trims are few and large.
+        over = self.bytes - self.budget + self.budget // 8
         share = self.budget // len(self.tails)
-        self.bytes -= growing.trim(max(share, growing.bytes - (self.bytes - self.budget)))
+        self.bytes -= growing.trim(max(share, growing.bytes - over))
         for tail in self.tails.values():
             if self.bytes <= self.budget:
                 break
