@@ -14,6 +14,7 @@ from gateway.catalog import Catalog, Domain
 from gateway.shards import Call, Shards
 
 ID_COUNTER_LIMIT = 2**48  # the last 12 hex digits
+GENERATED_ID_LENGTH = 36  # 8-4-4-4-12 hex digits
 
 
 class MessageIds:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
@@ -116,3 +117,17 @@ def test_cors_headers_only_when_enabled(make_client):
                           GORTMS_HTTP_CORS_ALLOWEDORIGINS="http://ui.example")
     reply = cors.get("/health", headers={"Origin": "http://ui.example"})
     assert reply.headers["access-control-allow-origin"] == "http://ui.example"
+
+
+def test_batch_records_are_built_exactly_as_encode_message_builds_them(make_client):
+    client, shards = make_client({Publish: lambda r: Published(first_position=1,
+                                                               count=len(r.records))})
+    messages = [{"amount": 1}, {"amount": 2, "id": "given-é\"1"}, {"amount": 3, "id": ""}]
+    reply = client.post("/api/domains/shop/queues/orders/messages/batch",
+                        json={"messages": messages}, headers={"X-Header-Trace": "t"})
+    assert reply.status_code == 201
+    ids = reply.json()["messageIds"]
+    assert ids[1] == "given-é\"1" and len({ids[0], ids[2]}) == 2
+    [(_, request)] = shards.sent(Publish)
+    assert request.records == [encode_message(i, b'{"trace":"t"}', orjson.dumps(m))
+                               for i, m in zip(ids, messages)]
