@@ -179,11 +179,14 @@ class ShardServer:
             if items:
                 send([identity, encode_replies(items)])
 
-    def _commit(self) -> None:
+    def _commit(self, defer_lazy: bool = True) -> None:
+        """Commit the turn; one that holds only lazy writes stays open for the next turns,
+        and the timer commits it within TICK_S."""
         state = self.state
-        turn, state.turn = state.turn, state.new_turn()
+        turn = state.turn
         try:
-            turn.commit()
+            if turn.commit(defer_lazy) is not None:
+                state.turn = state.new_turn()
         except Exception:
             # Memory is now ahead of the disk. Stop at once; the supervisor restarts the shard
             # from what RocksDB holds, and no reply for the lost writes was sent.
@@ -365,7 +368,7 @@ class ShardServer:
         if sweep:
             self._sweep()
         if state.turn:
-            self._commit()
+            self._commit(defer_lazy=False)
             self._after_commit()
         self._check_readable()
 

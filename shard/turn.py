@@ -67,12 +67,18 @@ class Turn:
 
     # --- commit -------------------------------------------------------------------------------
 
-    def commit(self) -> bool:
-        """Write everything in one WriteBatch (plus one without WAL); True if it fsynced."""
+    def commit(self, defer_lazy: bool = False) -> bool | None:
+        """Write everything in one WriteBatch (plus one without WAL); True if it fsynced.
+
+        With `defer_lazy`, a turn that holds only lazy writes writes nothing and answers
+        None: the caller keeps it for the next turn to add to, and commits it within a
+        bound (a fetch's position then costs no write syscall of its own)."""
         owners, self.changed_owners = self.changed_owners, {}
         for owner, durable in owners.items():
             owner.persist(self)
             self.needs_sync |= durable
+        if defer_lazy and not self.needs_sync and not self.unlogged.len():
+            return None
         if self.unlogged.len():
             self.store.write(self.unlogged, sync=False, wal=False)
         synced = self.needs_sync and self.sync_allowed

@@ -13,6 +13,7 @@ import zmq
 import zmq.asyncio
 
 import msgspec
+import orjson
 
 from gortms.errors import GortmsError
 from gortms.models import GroupSpec
@@ -20,6 +21,7 @@ from gortms.protocol import (VERSION, Ack, DomainCreate, Fetch, GroupCreate, Nac
                              QueueCreate, QueueGet, Request, decode_replies, encode_message,
                              encode_requests, reply_value)
 from shard.memory import MemoryStore
+from shard.store import cursor_key
 from shard.server import ShardServer
 from shard.state import Limits, ShardState
 
@@ -207,3 +209,22 @@ async def test_a_fetch_parked_at_the_pending_limit_is_woken_by_a_settle(shard, s
         other.close()
     woken = client.value(parked, (await client.replies(1, timeout_s=2))[parked])
     assert woken.positions == ([3] if settle == "ack" else [1])
+
+
+async def test_a_fetch_alone_writes_nothing_until_the_timer_writes_its_position(shard):
+    server, store, client = shard
+    await client.call(GroupCreate(**QUEUE, spec=GroupSpec(group_id="g")))
+    await client.call(publish(1, 2))
+    writes = store.writes
+    fetched = await client.call(Fetch(**QUEUE, group="g", max=10))
+    assert fetched.positions == [1, 2]
+    assert store.writes == writes  # the lazy position waits, costing the fetch no write
+    syncs = store.synced_writes
+    qid = server.state.queues[("d", "q")].qid
+    for _ in range(400):  # the timer (TICK_S) writes it (bounded wait)
+        cursor = store.get(cursor_key(qid, "g"))
+        if cursor is not None and orjson.loads(cursor)[0] == 3:
+            break
+        await asyncio.sleep(0.005)
+    assert orjson.loads(store.get(cursor_key(qid, "g")))[0] == 3
+    assert store.synced_writes == syncs  # and no fsync for it
