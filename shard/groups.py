@@ -77,7 +77,9 @@ class GroupState:
         self.position = position
         self.acks = AckSet(position)
         self.pending: dict[int, Pending] = {}
-        self.by_id: dict[str, list[int]] = {}
+        # message id -> its pending position, or a list of them when several messages pending
+        # share an id (rare: an int for the usual case saves a list per delivery)
+        self.by_id: dict[str, int | list[int]] = {}
         self.due: list[int] = []  # heap of positions due for redelivery
         self.deadlines: deque[tuple[int, int, int]] = deque()  # (deadline, position, count)
         self.delayed: list[tuple[int, int, int]] = []  # heap of (due time, position, count)
@@ -176,6 +178,7 @@ class GroupState:
             self.position = queue.first
         explicit = self.ack_mode is AckMode.EXPLICIT
         deadline = now_ms + int(queue.config.ack_timeout * 1000)
+        pending, by_id = self.pending, self.by_id
         out: list[Delivery] = []
         while len(out) < room and self.position <= queue.last:
             begin = self.position
@@ -188,14 +191,23 @@ class GroupState:
                 out.append((pos, 1, record))
                 if explicit:
                     message_id = record_id(record)
-                    self.pending[pos] = Pending(message_id, consumer, 1, deadline, INFLIGHT)
-                    self.by_id.setdefault(message_id, []).append(pos)
+                    pending[pos] = Pending(message_id, consumer, 1, deadline, INFLIGHT)
+                    if by_id.setdefault(message_id, pos) != pos:
+                        self._share_id(message_id, pos)
             self.position = end
         if explicit:
             self.deadlines.extend((deadline, pos, 1) for pos, _, _ in out)
         else:
             self.acks.advance(self.position)
         return out
+
+    def _share_id(self, message_id: str, pos: int) -> None:
+        """`pos` is pending under an id that another pending message has already."""
+        held = self.by_id[message_id]
+        if isinstance(held, list):
+            held.append(pos)
+        else:
+            self.by_id[message_id] = [held, pos]
 
     # --- settling -----------------------------------------------------------------------------
 
@@ -204,11 +216,13 @@ class GroupState:
         entry = self.pending.pop(pos, None)
         if entry is None:
             return None
-        positions = self.by_id.get(entry.id)
-        if positions is not None:
-            positions.remove(pos)
-            if not positions:
-                del self.by_id[entry.id]
+        held = self.by_id.get(entry.id)
+        if held == pos:
+            del self.by_id[entry.id]
+        elif isinstance(held, list):
+            held.remove(pos)
+            if len(held) == 1:
+                self.by_id[entry.id] = held[0]
         self.acks.add(pos)
         if entry.delivery_count > 1:
             turn.delete(redelivery_prefix(self.queue.qid, self.name) + pos_bytes(pos),
@@ -223,9 +237,11 @@ class GroupState:
         by_id = self.by_id
         for message_id in ids:
             candidates = by_id.get(message_id)
-            if candidates is not None and len(candidates) == 1 and candidates[0] not in found:
-                found[candidates[0]] = None  # the usual case: one pending message per id
+            if type(candidates) is int and candidates not in found:
+                found[candidates] = None  # the usual case: one pending message per id
                 continue
+            if type(candidates) is int:
+                candidates = [candidates]
             taken = next((p for p in candidates or () if p not in found), None)
             if taken is None:
                 unknown.append(message_id)
@@ -332,7 +348,8 @@ class GroupState:
                 continue
             message_id = record_id(record)
             self.pending[pos] = Pending(message_id, "", counts.get(pos, 1), 0, DUE)
-            self.by_id.setdefault(message_id, []).append(pos)
+            if self.by_id.setdefault(message_id, pos) != pos:
+                self._share_id(message_id, pos)
             self.due.append(pos)
         heapq.heapify(self.due)
 
