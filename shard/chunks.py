@@ -34,23 +34,61 @@ def encode(records: list[bytes]) -> bytes:
                           struct.pack(">%dI" % len(ends), *ends), b"".join(records))
 
 
+class Chunk:
+    """One stored chunk, its offsets read once; records sliced out as they are asked for."""
+
+    __slots__ = ("first", "value", "ends", "base")
+
+    def __init__(self, first: int, value: bytes) -> None:
+        self.first = first
+        self.value = value
+        if value and value[0] == MAGIC:
+            count = int.from_bytes(value[1:_HEAD], "big")
+            self.ends = (0, *struct.unpack_from(">%dI" % count, value, _HEAD))
+            self.base = _HEAD + 4 * count
+        else:  # one record, from before chunks
+            self.ends = (0, len(value))
+            self.base = 0
+
+    @property
+    def end(self) -> int:
+        """The position after its last."""
+        return self.first + len(self.ends) - 1
+
+    def record(self, pos: int) -> bytes:
+        """The record at `pos` (b"" for a hole); `pos` must be in the chunk."""
+        i = pos - self.first
+        return self.value[self.base + self.ends[i]:self.base + self.ends[i + 1]]
+
+    def records(self) -> list[bytes]:
+        return [self.record(pos) for pos in range(self.first, self.end)]
+
+
+class ChunkCache:
+    """The chunk a queue read last: consecutive fetches at the head of a queue (a group
+    replaying, or far behind) slice one chunk instead of reading it again each time."""
+
+    __slots__ = ("chunk",)
+
+    def __init__(self) -> None:
+        self.chunk: Chunk | None = None
+
+    def covering(self, begin: int, end: int) -> Chunk | None:
+        chunk = self.chunk
+        return chunk if chunk is not None and chunk.first <= begin and end <= chunk.end else None
+
+    def forget(self) -> None:
+        self.chunk = None
+
+
 def decode(value: bytes) -> list[bytes]:
     """The records of a chunk (b"" for a hole), or the one record of a value before chunks."""
-    if not value or value[0] != MAGIC:
-        return [value]
-    count = int.from_bytes(value[1:_HEAD], "big")
-    ends = struct.unpack_from(">%dI" % count, value, _HEAD)
-    base = _HEAD + 4 * count
-    out = []
-    start = base
-    for end in ends:
-        out.append(value[start:base + end])
-        start = base + end
-    return out
+    return Chunk(0, value).records()
 
 
 def count_of(value: bytes) -> int:
     return int.from_bytes(value[1:_HEAD], "big") if value and value[0] == MAGIC else 1
+
 
 
 def split(records: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
@@ -74,15 +112,20 @@ def position_of(key: bytes) -> int:
 # --- reading ------------------------------------------------------------------------------------
 
 
-def read_range(store: Store, prefix: bytes, begin: int, end: int) -> list[bytes | None]:
+def read_range(store: Store, prefix: bytes, begin: int, end: int,
+               cache: ChunkCache | None = None) -> list[bytes | None]:
     """Records of positions [begin, end): None where there is none (a hole, or nothing)."""
+    held = cache.covering(begin, end) if cache is not None else None
+    if held is not None:
+        return [held.record(pos) or None for pos in range(begin, end)]
     out: list[bytes | None] = [None] * (end - begin)
     for key, value in store.floor_scan(prefix, prefix + pos_bytes(begin),
                                        prefix + pos_bytes(end)):
-        first = position_of(key)
-        records = decode(value)
-        for pos in range(max(begin, first), min(end, first + len(records))):
-            out[pos - begin] = records[pos - first] or None
+        chunk = Chunk(position_of(key), value)
+        if cache is not None:
+            cache.chunk = chunk
+        for pos in range(max(begin, chunk.first), min(end, chunk.end)):
+            out[pos - begin] = chunk.record(pos) or None
     return out
 
 

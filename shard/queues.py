@@ -21,7 +21,8 @@ MAX_DEDUP_KEYS = 100_000
 
 class QueueState:
     __slots__ = ("qid", "domain", "name", "epoch", "config", "created_ms", "first", "last",
-                 "count", "bytes", "groups", "dedup", "message_prefix", "tail", "staged")
+                 "count", "bytes", "groups", "dedup", "message_prefix", "tail", "staged",
+                 "chunk_cache")
 
     def __init__(self, qid: int, domain: str, name: str, epoch: int, config: QueueConfig,
                  created_ms: int) -> None:
@@ -41,6 +42,7 @@ class QueueState:
         self.message_prefix = message_prefix(qid)
         self.tail = Tail()  # the newest records, in memory (see shard/recent.py)
         self.staged: list[bytes] = []  # appended this turn, written as chunks at its commit
+        self.chunk_cache = chunks.ChunkCache()  # the chunk read last (reads past the tail)
 
     # --- records ------------------------------------------------------------------------------
 
@@ -92,6 +94,7 @@ class QueueState:
     def delete(self, store: Store, turn: Turn, recent: Recent, positions: list[int]) -> int:
         """Delete stored messages (they read as holes from then on); how many were."""
         deleted = 0
+        self.chunk_cache.forget()
         for key, value, sizes in chunks.punch(store, self.message_prefix, positions):
             if value is None:
                 turn.delete(key)
@@ -109,13 +112,13 @@ class QueueState:
     def read(self, store: Store, begin: int, end: int) -> list[bytes | None]:
         """Records of positions [begin, end) (None for a hole): the tail, then RocksDB."""
         split = min(max(begin, self.tail.first), end)  # below it: only in RocksDB
-        older = chunks.read_range(store, self.message_prefix, begin, split) \
-            if begin < split else []
+        older = chunks.read_range(store, self.message_prefix, begin, split,
+                                  self.chunk_cache) if begin < split else []
         if split == end:
             return older
         newer = self.tail.slice(split, end)
         if newer is None:
-            newer = chunks.read_range(store, self.message_prefix, split, end)
+            newer = chunks.read_range(store, self.message_prefix, split, end, self.chunk_cache)
         return older + newer if older else newer
 
     def read_positions(self, store: Store, positions: list[int]) -> list[bytes | None]:

@@ -99,3 +99,31 @@ def test_punch_makes_holes_and_drops_emptied_chunks(store: Any) -> None:
                          [len(record(2))]),
                         (PREFIX + pos_bytes(3), None, [len(record(3))])]
     assert list(chunks.punch(store, PREFIX, [9])) == []
+
+
+class CountingStore:
+    """A MemoryStore that counts chunk lookups."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.lookups = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def floor_scan(self, begin: bytes, key: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self.lookups += 1
+        return self.inner.floor_scan(begin, key, end)
+
+
+def test_a_chunk_cache_serves_consecutive_ranges_from_one_read() -> None:
+    store = CountingStore()
+    write(store, {1: [record(p) for p in range(1, 1001)], 1001: [record(1001), b""]})
+    cache = chunks.ChunkCache()
+    got = [chunks.read_range(store, PREFIX, p, p + 100, cache) for p in range(1, 1000, 100)]
+    assert store.lookups == 1
+    assert got == [[record(p) for p in range(b, b + 100)] for b in range(1, 1000, 100)]
+    across = chunks.read_range(store, PREFIX, 950, 1003, cache)  # leaves the cached chunk
+    assert across == [record(p) for p in range(950, 1002)] + [None]
+    assert chunks.read_range(store, PREFIX, 1001, 1003, cache) == [record(1001), None]
+    assert store.lookups == 2

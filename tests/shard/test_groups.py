@@ -99,6 +99,7 @@ class World:
                 batch.put(key, value)
         self.store.write(batch, sync=False)
         self.recent.discard(QID, position)
+        self.queue.chunk_cache.forget()
 
     def redelivery_counts(self, group: GroupState) -> dict[int, int]:
         prefix = redelivery_prefix(QID, group.name)
