@@ -298,3 +298,64 @@ def test_floor_scan_stays_within_begin_and_end(store: Any) -> None:
     assert [k for k, _ in store.floor_scan(b"p", b"p6", b"p7")] == [b"p5"]
     assert list(store.floor_scan(b"x", b"x5", b"y")) == []
     assert [v for _, v in store.floor_scan(b"p", b"p2", b"p3")] == [b"P2"]
+
+
+# --- RocksStore's message column family -----------------------------------------------------
+
+
+def _raw(path: str, families: dict | None = None) -> Any:
+    from rocksdict import Options, Rdict
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    return Rdict(path, options, column_families=families)
+
+
+def test_message_keys_live_in_their_own_column_family(tmp_path: Path) -> None:
+    from rocksdict import Options, Rdict
+    path = str(tmp_path / "db")
+    store = RocksStore(path)
+    _put(store, {b"K1": b"cursor", b"M\x00\x00\x00\x01" + b"\x00" * 8: b"chunk", b"Z": b"z"})
+    store.close()
+    assert sorted(Rdict.list_cf(path, Options(raw_mode=True))) == ["default", "messages"]
+    raw = _raw(path, {"messages": Options(raw_mode=True)})
+    try:
+        assert [k for k, _ in raw.items()] == [b"K1", b"Z"]
+        assert [k for k, _ in raw.get_column_family("messages").items()] == [
+            b"M\x00\x00\x00\x01" + b"\x00" * 8]
+    finally:
+        raw.close()
+
+
+def test_a_data_dir_from_before_the_split_has_its_messages_moved_and_all_reads_alike(
+        tmp_path: Path) -> None:
+    path = str(tmp_path / "db")
+    old = _raw(path)
+    for i in range(2500):  # more than one migration batch
+        old[message_prefix(1) + pos_bytes(i + 1)] = b"record %d" % i
+    old[b"K\x00\x00\x00\x01g"] = b"cursor"
+    old.close()
+    looked = RocksStore(path, read_only=True)  # looking does not change it
+    try:
+        assert looked.get(message_prefix(1) + pos_bytes(7)) == b"record 6"
+    finally:
+        looked.close()
+    store = RocksStore(path)
+    try:
+        assert store.get(message_prefix(1) + pos_bytes(2500)) == b"record 2499"
+        assert len(list(store.scan(message_prefix(1), prefix_end(message_prefix(1))))) == 2500
+        assert store.get(b"K\x00\x00\x00\x01g") == b"cursor"
+        assert [k for k, _ in store._iterate(store._db, b"M", b"N")] == []  # moved
+    finally:
+        store.close()
+
+
+def test_a_range_delete_across_the_families_deletes_in_both(tmp_path: Path) -> None:
+    store = RocksStore(str(tmp_path / "db"))
+    try:
+        _put(store, {b"L1": b"l", b"M1": b"m", b"N1": b"n", b"Z1": b"z"})
+        batch = store.batch()
+        batch.delete_range(b"L", b"O")
+        store.write(batch, sync=False)
+        assert _all(store) == [(b"Z1", b"z")]
+    finally:
+        store.close()
