@@ -81,7 +81,8 @@ class GroupState:
         # share an id (rare: an int for the usual case saves a list per delivery)
         self.by_id: dict[str, int | list[int]] = {}
         self.due: list[int] = []  # heap of positions due for redelivery
-        self.deadlines: deque[tuple[int, int, int]] = deque()  # (deadline, position, count)
+        # (deadline, the positions delivered with it): one entry per fetch, in deadline order
+        self.deadlines: deque[tuple[int, list[int]]] = deque()
         self.delayed: list[tuple[int, int, int]] = []  # heap of (due time, position, count)
         self.consumers: dict[str, int] = {}  # consumer -> last seen (ms)
         self.registered: list[str] = list(registered or [])
@@ -135,7 +136,7 @@ class GroupState:
         room = max_count - len(out)
         if self.ack_mode is AckMode.EXPLICIT:
             room = min(room, max_pending - len(self.pending))
-        if room > 0 and self.position <= self.queue.last:
+        if room > 0 and self.position <= self.queue.durable:
             out += self._deliver_new(store, consumer, room, now_ms)
         # The position moved: written with the turn, but no fsync of its own (after a crash
         # these messages are delivered again, which at-least-once allows).
@@ -164,10 +165,11 @@ class GroupState:
             entry.consumer = consumer
             entry.deadline_ms = deadline
             entry.state = INFLIGHT
-            self.deadlines.append((deadline, pos, entry.delivery_count))
             turn.put(rprefix + pos_bytes(pos), entry.delivery_count.to_bytes(4, "big"),
                      lazy=True)
             out.append((pos, entry.delivery_count, record))
+        if out:
+            self.deadlines.append((deadline, [pos for pos, _, _ in out]))
         return out
 
     def _deliver_new(self, store: Store, consumer: str, room: int, now_ms: int
@@ -180,9 +182,10 @@ class GroupState:
         deadline = now_ms + int(queue.config.ack_timeout * 1000)
         pending, by_id = self.pending, self.by_id
         out: list[Delivery] = []
-        while len(out) < room and self.position <= queue.last:
+        delivered: list[int] = []
+        while len(out) < room and self.position <= queue.durable:
             begin = self.position
-            end = min(queue.last + 1, begin + room - len(out))
+            end = min(queue.durable + 1, begin + room - len(out))
             records = queue.read(store, begin, end)
             for pos, record in zip(range(begin, end), records):
                 if record is None:  # a hole (deleted message): skip it for good
@@ -190,13 +193,17 @@ class GroupState:
                     continue
                 out.append((pos, 1, record))
                 if explicit:
-                    message_id = record_id(record)
+                    # record_id(), inlined: this loop runs once per delivered message
+                    message_id = record[10:10 + ((record[8] << 8) | record[9])].decode(
+                        errors="replace")
                     pending[pos] = Pending(message_id, consumer, 1, deadline, INFLIGHT)
+                    delivered.append(pos)
                     if by_id.setdefault(message_id, pos) != pos:
                         self._share_id(message_id, pos)
             self.position = end
         if explicit:
-            self.deadlines.extend((deadline, pos, 1) for pos, _, _ in out)
+            if delivered:
+                self.deadlines.append((deadline, delivered))
         else:
             self.acks.advance(self.position)
         return out
@@ -290,11 +297,14 @@ class GroupState:
         became_due = False
         deadlines = self.deadlines
         while deadlines and deadlines[0][0] <= now_ms:
-            _, pos, count = deadlines.popleft()
-            entry = self.pending.get(pos)
-            if entry is not None and entry.state == INFLIGHT and entry.delivery_count == count:
-                self._make_due(pos, entry)
-                became_due = True
+            deadline, positions = deadlines.popleft()
+            for pos in positions:
+                entry = self.pending.get(pos)
+                # A stale entry (acked, nacked, or delivered again since) has moved on.
+                if entry is not None and entry.state == INFLIGHT \
+                        and entry.deadline_ms == deadline:
+                    self._make_due(pos, entry)
+                    became_due = True
         while self.delayed and self.delayed[0][0] <= now_ms:
             _, pos, count = heapq.heappop(self.delayed)
             entry = self.pending.get(pos)
@@ -322,7 +332,7 @@ class GroupState:
             return True
         if self.ack_mode is AckMode.EXPLICIT and len(self.pending) >= max_pending:
             return False
-        return self.position <= self.queue.last
+        return self.position <= self.queue.durable
 
     # --- moving -------------------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ def read_queue(store: Store, record: dict[str, Any]) -> QueueState:
         queue.last = max(queue.last, stored[1])
     queue.first = stored[0] if stored else queue.last + 1
     queue.tail.first = queue.last + 1  # nothing in memory yet
+    queue.durable = queue.last
     if not queue.config.is_persistent:
         # Messages without a WAL may have been lost in a crash: count what is really there.
         sizes = list(chunks.sizes(store, prefix, end))

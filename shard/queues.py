@@ -22,7 +22,7 @@ MAX_DEDUP_KEYS = 100_000
 class QueueState:
     __slots__ = ("qid", "domain", "name", "epoch", "config", "created_ms", "first", "last",
                  "count", "bytes", "groups", "dedup", "message_prefix", "tail", "staged",
-                 "chunk_cache")
+                 "chunk_cache", "durable")
 
     def __init__(self, qid: int, domain: str, name: str, epoch: int, config: QueueConfig,
                  created_ms: int) -> None:
@@ -34,6 +34,9 @@ class QueueState:
         self.created_ms = created_ms
         self.first = 1  # oldest retained position; last + 1 when the queue is empty
         self.last = 0  # newest position ever assigned; positions are never reused
+        # Newest position a finished commit wrote: what fetches may deliver, so that a fetch
+        # answered before its turn's fsync never hands out a message that may still be lost.
+        self.durable = 0
         self.count = 0
         self.bytes = 0
         self.groups: dict[str, GroupState] = {}
@@ -63,7 +66,9 @@ class QueueState:
         turn.changed(self)
 
     def persist(self, turn: Turn) -> None:
-        """The turn commits: this turn's records as chunks (shard/chunks.py), and counters."""
+        """The turn commits: this turn's records as chunks (shard/chunks.py), and counters.
+        (A commit either finishes or the shard exits, so what it writes is then durable.)"""
+        self.durable = self.last
         if self.staged:
             put = turn.logged.put if self.config.is_persistent else turn.unlogged.put
             first = self.last - len(self.staged) + 1

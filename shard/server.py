@@ -159,18 +159,21 @@ class ShardServer:
                     self._cancel(identity, request.target)
                 else:
                     out.append(self._handle(rid, request))
+        if fetches:
+            # Before the commit, and answered before its fsync: a fetch delivers only what
+            # earlier commits wrote (QueueState.durable), so its reply need not wait for
+            # this turn's. One that created its group waits, like every durable change.
+            early: dict[bytes, list[ReplyItem]] = {}
+            for identity, rid, request in fetches:
+                reply, created = self._fetch(identity, rid, request)
+                if reply is not None:
+                    (replies if created else early).setdefault(identity, []).append(reply)
+            self._send_all(early)
         if state.turn:
             self._commit()
         self._announce()  # before the replies: a client's next request should meet fresh caches
         self._send_all(replies)
         self._after_commit()
-        if fetches:
-            answered: dict[bytes, list[ReplyItem]] = {}
-            for identity, rid, request in fetches:
-                reply = self._fetch(identity, rid, request)
-                if reply is not None:
-                    answered.setdefault(identity, []).append(reply)
-            self._send_all(answered)
         self._schedule_flush()
 
     def _send_all(self, replies: dict[bytes, list[ReplyItem]]) -> None:
@@ -246,35 +249,39 @@ class ShardServer:
 
     # --- fetches and parked waiters -----------------------------------------------------------
 
-    def _fetch(self, identity: bytes, rid: int, request: Fetch) -> ReplyItem | None:
-        """Deliver what there is, or park the fetch: its reply (None if parked)."""
+    def _fetch(self, identity: bytes, rid: int, request: Fetch
+               ) -> tuple[ReplyItem | None, bool]:
+        """Deliver what there is, or park the fetch: its reply (None if parked), and whether
+        it created its group."""
         state = self.state
+        created = False
         try:
-            group = self._fetch_group(request)
+            group, created = self._fetch_group(request)
             deliveries = group.deliver(state.store, state.turn, request.consumer, request.max,
                                        state.now_ms, state.limits.max_pending_per_group)
             state.track_timers(group)
             if deliveries or request.timeout_ms == 0:
-                return ok(rid, _deliveries(deliveries))
+                return ok(rid, _deliveries(deliveries)), created
             if state.parked >= state.limits.max_waiters:
                 raise TooManyWaiters(f"shard {state.index} already holds {state.parked} "
                                      "long polls; retry shortly or use a shorter timeout")
             self._park(identity, rid, group, request.consumer, request.max, request.timeout_ms)
-            return None
+            return None, created
         except GortmsError as exc:
-            return failed(rid, exc)
+            return failed(rid, exc), created
         except Exception:
             self._crash("fetch")
 
-    def _fetch_group(self, request: Fetch) -> GroupState:
+    def _fetch_group(self, request: Fetch) -> tuple[GroupState, bool]:
+        """The group, and whether this fetch created it (the queue form creates it)."""
         queue = handlers.queue_of(self.state, request)
         group = queue.groups.get(request.group)
-        if group is None:
-            if not request.create:
-                raise GroupNotFound(f"consumer group '{request.group}' not found on queue "
-                                    f"'{queue.domain}/{queue.name}'")
-            group = handlers.create_group(self.state, queue, GroupSpec(group_id=request.group))
-        return group
+        if group is not None:
+            return group, False
+        if not request.create:
+            raise GroupNotFound(f"consumer group '{request.group}' not found on queue "
+                                f"'{queue.domain}/{queue.name}'")
+        return handlers.create_group(self.state, queue, GroupSpec(group_id=request.group)), True
 
     def _park(self, identity: bytes, rid: int, group: GroupState, consumer: str,
               max_count: int, timeout_ms: int) -> None:

@@ -142,10 +142,11 @@ async def test_a_malformed_request_fails_alone(shard):
     assert client.value(2, replies[2]).first_position == 1
 
 
-async def test_a_fetch_in_the_same_turn_sees_what_that_turn_published(shard):
+async def test_a_fetch_in_the_same_turn_gets_what_that_turn_published_once_committed(shard):
     server, store, client = shard
     await client.call(GroupCreate(**QUEUE, spec=GroupSpec(group_id="g")))
-    publish_rid, fetch_rid = await client.send(publish(1, 2), Fetch(**QUEUE, group="g", max=10))
+    publish_rid, fetch_rid = await client.send(
+        publish(1, 2), Fetch(**QUEUE, group="g", max=10, timeout_ms=5000))
     replies = await client.replies(2)
     assert client.value(publish_rid, replies[publish_rid]).first_position == 1
     assert client.value(fetch_rid, replies[fetch_rid]).positions == [1, 2]
@@ -226,3 +227,27 @@ async def test_the_timer_writes_a_fetchs_position_without_an_fsync(shard):
         await asyncio.sleep(0.005)
     assert orjson.loads(store.get(cursor_key(qid, "g")))[0] == 3
     assert store.synced_writes == syncs  # and no fsync for it
+
+
+async def test_a_fetch_never_delivers_what_its_own_turn_has_not_committed(shard):
+    server, store, client = shard
+    await client.call(GroupCreate(**QUEUE, spec=GroupSpec(group_id="g")))
+    publish_rid, fetch_rid = await client.send(publish(1), Fetch(**QUEUE, group="g", max=10))
+    replies = await client.replies(2)
+    assert client.value(fetch_rid, replies[fetch_rid]).positions == []
+    assert client.value(publish_rid, replies[publish_rid]).first_position == 1
+    assert (await client.call(Fetch(**QUEUE, group="g", max=10))).positions == [1]
+
+
+async def test_a_fetch_is_answered_before_its_turns_fsync(shard):
+    server, store, client = shard
+    await client.call(GroupCreate(**QUEUE, spec=GroupSpec(group_id="g")))
+    await client.call(publish(1, 2))
+    first = await client.call(Fetch(**QUEUE, group="g", max=1))
+    ack_rid, fetch_rid = await client.send(Ack(**QUEUE, group="g", positions=first.positions),
+                                           Fetch(**QUEUE, group="g", max=10))
+    frames = []
+    async with asyncio.timeout(5):
+        while len(frames) < 2:
+            frames.append([rid for rid, _, _ in decode_replies(await client.sock.recv())])
+    assert frames == [[fetch_rid], [ack_rid]]  # the fetch did not wait for the ack's fsync
