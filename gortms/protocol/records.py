@@ -60,14 +60,17 @@ def record_to_dict(record: bytes) -> dict[str, Any]:
 
 def deliveries_json(deliveries: Deliveries) -> bytes:
     """{"messages": [...], "count": n}, each message spliced from its record."""
-    texts: dict[bytes, bytes] = {}  # a fetch's records mostly share a few timestamps
-    parts = []
+    # A fetch's records mostly share a few timestamps: one template per timestamp, with the
+    # position, delivery count and JSON tail filled in per message.
+    heads: dict[bytes, bytes] = {}
+    out = []
+    append = out.append
     for pos, count, record in zip(deliveries.positions, deliveries.counts, deliveries.records):
-        ts = record[:TS_BYTES]
-        text = texts.get(ts)
-        if text is None:
-            text = texts[ts] = format_ts(int.from_bytes(ts, "big")).encode()
-        start = TS_BYTES + 2 + ((record[TS_BYTES] << 8) | record[TS_BYTES + 1])
-        parts.append(b'{"position":%d,"deliveryCount":%d,"timestamp":"%s",%s' % (
-            pos, count, text, record[start:]))
-    return b'{"messages":[%s],"count":%d}' % (b",".join(parts), len(parts))
+        head = heads.get(record[:TS_BYTES])
+        if head is None:
+            ts = record[:TS_BYTES]
+            text = format_ts(int.from_bytes(ts, "big")).encode()
+            head = heads[ts] = b'{"position":%%d,"deliveryCount":%%d,"timestamp":"%s",%%s' % text
+        append(head % (pos, count,
+                       record[TS_BYTES + 2 + ((record[TS_BYTES] << 8) | record[TS_BYTES + 1]):]))
+    return b'{"messages":[%s],"count":%d}' % (b",".join(out), len(out))
