@@ -13,13 +13,14 @@ import json
 import os
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
+import msgspec
 import orjson
 import yaml
 
-from gortms.errors import ConfigError, InvalidParameter
-from gortms.models import format_duration, parse_duration
+from gortms.checks import Duration, convert, format_duration
+from gortms.errors import ConfigError, GortmsError
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,35 +212,55 @@ class Settings:
 # --- reading ------------------------------------------------------------------------------------
 
 
+_REASONS = {
+    "bool": "must be true or false",
+    "int": "must be an integer from {low} to {high}",
+    "duration": "must be a duration like \"500ms\", \"30s\" or \"1h30m\"",
+    "list": "must be a list of strings",
+    "choice": "must be one of {choices}",
+    "str": "must be a string",
+}
+
+
+_TYPES: dict[str, Any] = {}
+
+
+def _type_of(key: Key) -> Any:
+    """The msgspec type a key's value is checked against (gortms.checks, like all input)."""
+    found = _TYPES.get(key.path)
+    if found is None:
+        found = _TYPES[key.path] = _new_type(key)
+    return found
+
+
+def _new_type(key: Key) -> Any:
+    if key.kind == "bool":
+        return bool
+    if key.kind == "int":
+        return Annotated[int, msgspec.Meta(ge=key.low, le=key.high)]
+    if key.kind == "duration":
+        return Duration
+    if key.kind == "list":
+        return list[str]
+    if key.kind == "choice":
+        return Literal[key.choices]  # type: ignore[valid-type]
+    return str
+
+
 def _convert(key: Key, value: Any, from_env: bool) -> Any:
     """Check one value against its key; return the typed value or raise ValueError(reason)."""
-    kind = key.kind
     if from_env and isinstance(value, str):
-        value = _from_env_text(kind, value)
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        raise ValueError("must be true or false")
-    if kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool) and key.low <= value <= key.high:
-            return value
-        raise ValueError(f"must be an integer from {key.low} to {key.high}")
-    if kind == "duration":
-        try:
-            return parse_duration(value, key.path)
-        except InvalidParameter:
-            raise ValueError("must be a duration like \"500ms\", \"30s\" or \"1h30m\"") from None
-    if kind == "list":
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        raise ValueError("must be a list of strings")
-    if kind == "choice":
-        if isinstance(value, str) and value.lower() in key.choices:
-            return value.lower()
-        raise ValueError("must be one of " + ", ".join(key.choices))
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise ValueError("must be a string")
+        value = _from_env_text(key.kind, value)
+    if key.kind == "choice" and isinstance(value, str):
+        value = value.lower()
+    elif key.kind == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # YAML reads `nodeId: 1` as a number
+    try:
+        checked = convert(value, _type_of(key), key.path)
+    except GortmsError:
+        raise ValueError(_REASONS[key.kind].format(
+            low=key.low, high=key.high, choices=", ".join(key.choices))) from None
+    return tuple(checked) if key.kind == "list" else checked
 
 
 def _from_env_text(kind: str, text: str) -> Any:
