@@ -19,9 +19,10 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gortms.checks import NAME_PATTERN, convert
-from gortms.errors import GortmsError, InvalidParameter, PayloadTooLarge
+from gortms.errors import GortmsError
 from gateway.groups import GroupsApi
 from gateway.messages import ConsumeQuery, MessagesApi
+from gateway.params import check_declared_length, too_large
 from gateway.responses import gortms_error_response, internal_error_response
 
 log = logging.getLogger(__name__)
@@ -120,13 +121,7 @@ class FastPaths:
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         """The request body, refused (413) past the limit, whether declared or sent."""
         limit = self.max_body
-        declared = headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise InvalidParameter("Content-Length must be a number")
-            if int(declared) > limit:
-                raise PayloadTooLarge(f"the body has {declared} bytes; the limit is {limit} "
-                                      "(http.maxBodyBytes)")
+        check_declared_length(headers.get("content-length"), limit)
         message = await receive()
         body = message.get("body", b"")
         if not message.get("more_body"):
@@ -140,8 +135,7 @@ class FastPaths:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"the body is over the limit of {limit} bytes "
-                                      "(http.maxBodyBytes)")
+                raise too_large(limit)
             chunks.append(chunk)
         return b"".join(chunks)
 

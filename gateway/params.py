@@ -17,21 +17,30 @@ from gortms.errors import InvalidJson, InvalidParameter, PayloadTooLarge
 T = TypeVar("T")
 
 
+def check_declared_length(declared: str | None, limit: int) -> None:
+    """A body whose Content-Length is over `limit` is refused (413) before it is read."""
+    if declared is None:
+        return
+    if not declared.isdigit():
+        raise InvalidParameter("Content-Length must be a number")
+    if int(declared) > limit:
+        raise PayloadTooLarge(f"the body has {declared} bytes; the limit is {limit} "
+                              "(http.maxBodyBytes)")
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    """For a body that grows past `limit` as it is read (no Content-Length, or a false one)."""
+    return PayloadTooLarge(f"the body is over the limit of {limit} bytes (http.maxBodyBytes)")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise InvalidParameter("Content-Length must be a number")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"the body has {declared} bytes; the limit is {limit} "
-                                  "(http.maxBodyBytes)")
+    check_declared_length(request.headers.get("content-length"), limit)
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes "
-                                  "(http.maxBodyBytes)")
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
