@@ -178,6 +178,13 @@ class Consumed:
     round_ms: list[float] = field(default_factory=list)
     cpu_s: float = 0.0
 
+    def add(self, ids: list, t0: float, t1: float) -> None:
+        """A round (fetch + ack) that took `ids`, from `t0` to `t1` (epoch seconds)."""
+        self.ids += ids
+        self.round_ms.append((t1 - t0) * 1000)
+        self.first_s = min(self.first_s, t0)
+        self.last_s = t1
+
 
 def account(expected: list, results: list[Consumed]) -> Load:
     consumed = [i for r in results for i in r.ids]
@@ -300,10 +307,7 @@ def http_consumer(host: str, port: int, group_path: str, name: str, count: int, 
             t1 = time.time()
             if reply["acked"] != len(ids) or reply.get("unknown"):
                 raise RuntimeError(f"{name}: acked {reply['acked']} of {len(ids)}")
-            out.ids += ids
-            out.round_ms.append((t1 - t0) * 1000)
-            out.first_s = min(out.first_s, t0)
-            out.last_s = t1
+            out.add(ids, t0, t1)
         else:
             raise RuntimeError(f"{name}: not drained within {CONSUME_DEADLINE_S}s")
     finally:
@@ -400,10 +404,7 @@ def redis_consumer(port: int, name: str, count: int, *, ready: Any, start: Any) 
         t1 = time.time()
         if acked != len(ids):
             raise RuntimeError(f"{name}: XACK acked {acked} of {len(ids)}")
-        out.ids += ids
-        out.round_ms.append((t1 - t0) * 1000)
-        out.first_s = min(out.first_s, t0)
-        out.last_s = t1
+        out.add(ids, t0, t1)
     else:
         raise RuntimeError(f"{name}: not drained within {CONSUME_DEADLINE_S}s")
     client.close()

@@ -277,10 +277,7 @@ def head_consumer(host: str, port: int, group_path: str, name: str, quota: int, 
             if reply.get("acked") != len(ids) or reply.get("unknown"):
                 raise RuntimeError(f"{name}: ack HTTP {status} {data[:300]!r}")
             t1 = time.time()
-            out.ids += ids
-            out.round_ms.append((t1 - t0) * 1000)
-            out.first_s = min(out.first_s, t0)
-            out.last_s = t1
+            out.add(ids, t0, t1)
     finally:
         conn.close()
     out.cpu_s = time.process_time() - cpu0
