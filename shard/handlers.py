@@ -18,19 +18,19 @@ from typing import Any, Callable
 import msgspec
 import orjson
 
-from gortms.checks import enc_hook, to_builtins
+from gortms.checks import to_builtins
 from gortms.errors import (BadRequest, ConsumerNotFound, DomainExists, DomainNotFound, GroupExists,
                            GroupNotFound, QueueExists)
 from gortms.models import GroupSpec, format_ts, parse_start, parse_ts
 from gortms.protocol import (Ack, Acked, CatalogEvent, ConsumerAdd, ConsumerRemove, Deleted,
                              DomainCounts, DomainCreate, DomainDelete, DomainDrop, DomainGet,
-                             DomainList, DomainRecord, Domains, DomainStats, DomainStatsGet,
+                             DomainList, DomainRecord, DomainStats, DomainStatsGet, Domains,
                              Dropped, GroupCreate, GroupCreated, GroupDelete, GroupGet, GroupInfo,
-                             GroupList, GroupListAll, GroupRequest, Groups, GroupSeek, GroupTtl,
+                             GroupList, GroupListAll, GroupRequest, GroupSeek, GroupTtl, Groups,
                              Nack, Nacked, PendingGet, PendingList, Ping, Pong, Publish,
                              Published, QueueCreate, QueueDelete, QueueGet, QueueInfo, QueueList,
                              QueueRequest, Queues, Reply, Request, ShardInfo, ShardInfoGet,
-                             record_ts, ts_bytes, unstamped_id)
+                             encode_body, record_ts, ts_bytes, unstamped_id)
 from gortms.schema import check_schema
 from shard.groups import GroupState
 from shard.queues import QueueState
@@ -187,7 +187,7 @@ def publish(state: ShardState, req: Publish) -> Published | bytes:
     if key is None:
         return Published(first_position=first, count=len(records))
     reply = Published(first_position=first, count=len(records), message_ids=message_ids)
-    queue.remember(key, _encode(Published(first_position=first, count=len(records),
+    queue.remember(key, encode_body(Published(first_position=first, count=len(records),
                                           message_ids=reply.message_ids, duplicate=True)),
                    state.now_ms + state.limits.dedup_window_ms, state.turn)
     return reply
@@ -198,13 +198,6 @@ def _ids_of(records: list[bytes]) -> list[str]:
         return [unstamped_id(r) for r in records]
     except UnicodeDecodeError:
         raise BadRequest("a record's message id is not UTF-8 (a gateway bug)") from None
-
-
-_msgpack = msgspec.msgpack.Encoder(enc_hook=enc_hook)
-
-
-def _encode(reply: Reply) -> bytes:
-    return _msgpack.encode(reply)
 
 
 # --- consumer groups ----------------------------------------------------------------------------

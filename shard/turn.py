@@ -4,8 +4,8 @@ Handlers never write to the store and set no flags: they hand their writes to th
 the server commits it before it sends their replies. Whether the commit needs an fsync
 follows from what was written: a `put` or `delete` is durable (the reply waits for the disk),
 `lazy=True` writes go through the WAL but do not need an fsync of their own (a consumer
-group's position after a fetch: at worst the messages are delivered again), and `unlogged`
-writes skip the WAL (queues with isPersistent: false).
+group's position after a fetch: at worst the messages are delivered again), and writes to
+`unlogged` skip the WAL (queues with isPersistent: false).
 
 Records derived from in-memory state (a queue's counters, a group's cursor) are written once
 per commit however often they changed: their owner registers with `changed(owner)` and is
@@ -50,9 +50,6 @@ class Turn:
     def delete_range(self, begin: bytes, end: bytes) -> None:
         self.logged.delete_range(begin, end)
         self.needs_sync = True
-
-    def put_unlogged(self, key: bytes, value: bytes) -> None:
-        self.unlogged.put(key, value)
 
     def changed(self, owner: Persistent, lazy: bool = False) -> None:
         """`owner`'s derived records must be written with this turn."""

@@ -122,9 +122,10 @@ def reply_value(status: str, body: Raw | bytes, reply_type: type[R]) -> R:
         raise ProtocolError(f"malformed {reply_type.__name__} reply: {exc}") from None
 
 
-def encode_body(body: Reply) -> Raw:
-    """A reply body encoded ahead of time (to answer many requests with the same bytes)."""
-    return Raw(_encoder.encode(body))
+def encode_body(body: Reply) -> bytes:
+    """A reply body encoded ahead of time, to keep and answer with later (an Idempotency-Key's
+    original reply): `ok(rid, Raw(those bytes))` sends it as it is."""
+    return _encoder.encode(body)
 
 
 # --- events -------------------------------------------------------------------------------------

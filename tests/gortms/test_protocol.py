@@ -167,7 +167,7 @@ def test_replies_to_many_requests_travel_in_one_frame() -> None:
 
 
 def test_a_pre_encoded_reply_body_is_sent_as_it_is() -> None:
-    raw = p.encode_body(p.Pong(shard=3, pid=4))
+    raw = msgspec.Raw(p.encode_body(p.Pong(shard=3, pid=4)))
     (_, status, body), = decode_replies(encode_replies([ok(1, raw)]))
     assert reply_value(status, body, p.Pong) == p.Pong(shard=3, pid=4)
 
