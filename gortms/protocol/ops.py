@@ -16,6 +16,17 @@ from msgspec import Meta, Struct
 from gortms.checks import Duration, Name, Position
 from gortms.models import AckMode, GroupSpec, QueueConfig
 
+__all__ = [
+    "MAX_FETCH", "MAX_REASON", "Reply", "Pong", "ShardInfo", "DomainRecord", "Domains", "Dropped",
+    "DomainCounts", "DomainStats", "QueueInfo", "Queues", "Deleted", "Published", "Consumer",
+    "GroupInfo", "GroupCreated", "Groups", "Deliveries", "Acked", "Nacked", "PendingEntry",
+    "PendingList", "NoReply", "Request", "Ping", "ShardInfoGet", "DomainCreate", "DomainGet",
+    "DomainList", "DomainDelete", "DomainDrop", "DomainStatsGet", "GroupListAll", "QueueList",
+    "QueueRequest", "QueueCreate", "QueueGet", "QueueDelete", "Publish", "GroupCreate",
+    "GroupList", "GroupRequest", "GroupGet", "GroupDelete", "GroupSeek", "GroupTtl", "ConsumerAdd",
+    "ConsumerRemove", "Fetch", "Cancel", "Ack", "Nack", "PendingGet", "AnyRequest",
+]
+
 MAX_FETCH = 10_000
 MAX_REASON = 1024
 

@@ -15,6 +15,11 @@ import orjson
 from gortms.models import format_ts
 from gortms.protocol.ops import Deliveries
 
+__all__ = [
+    "TS_BYTES", "encode_message", "unstamped_id", "ts_bytes", "record_ts", "record_id",
+    "record_suffix", "record_to_dict", "deliveries_json",
+]
+
 TS_BYTES = 8
 
 

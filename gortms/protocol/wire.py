@@ -23,6 +23,12 @@ from gortms.checks import dec_hook, enc_hook
 from gortms.errors import GortmsError, error_for
 from gortms.protocol.ops import AnyRequest, Reply, Request
 
+__all__ = [
+    "VERSION", "STATUS_OK", "TOPIC_CATALOG", "ProtocolError", "ErrorBody", "CatalogEvent",
+    "encode_requests", "decode_requests", "decode_request", "encode_replies", "ok", "failed",
+    "decode_replies", "reply_value", "encode_body", "encode_event", "decode_event",
+]
+
 VERSION = b"G2"
 STATUS_OK = "ok"
 TOPIC_CATALOG = b"c"
