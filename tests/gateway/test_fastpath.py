@@ -107,3 +107,36 @@ def test_other_requests_reach_the_starlette_routes(clients, method, path):
     assert got.json() == expected.json()
     assert got.status_code in (400, 404, 405)
     assert not shards.sent(Publish)
+
+
+class Recorder:
+    """Stands in front of the Starlette app behind FastPaths: which requests reach it."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+def test_the_hot_routes_never_reach_starlette_and_the_rest_do():
+    shards = FakeShards(answer)
+    app = create_app(load_settings({}), shards)
+    recorder = Recorder(app.entry.app)
+    app.entry.app = recorder
+    with TestClient(app) as client:
+        assert client.post(f"{Q}/messages", content=b'{"amount": 1}').status_code == 201
+        assert client.post(f"{Q}/messages/batch",
+                           content=b'{"messages":[{"amount":1}]}').status_code == 201
+        assert client.get(f"{Q}/consumer-groups/g/messages").status_code == 200
+        assert client.post(f"{Q}/consumer-groups/g/ack",
+                           content=b'{"ids":["m1"]}').status_code == 200
+        assert recorder.paths == []
+        assert client.post(f"{Q}/consumer-groups/g/messages").status_code == 405
+        assert client.post("/api/domains/sh op/queues/q/messages",
+                           content=b"{}").status_code == 400
+        assert recorder.paths == [f"{Q}/consumer-groups/g/messages",
+                                  "/api/domains/sh op/queues/q/messages"]
