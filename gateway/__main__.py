@@ -59,7 +59,8 @@ class Acceptor:
                 self.retry = self.loop.call_later(ACCEPT_RETRY_S, self.loop.add_reader,
                                                   self.sock.fileno(), self._accept)
                 return
-            # connect_accepted_socket makes the TCP (or TLS) transport, TCP_NODELAY on.
+            # Responses go out at once (uvloop sets this too; plain asyncio would not).
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = self.loop.create_task(self.loop.connect_accepted_socket(
                 self.protocol_factory, conn, ssl=self.ssl))
             self.tasks.add(task)
