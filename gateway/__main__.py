@@ -20,6 +20,7 @@ from gortms.datadir import Layout
 from gortms.lifecycle import child_parser, start_child, tune_gc
 from gateway.app import create_app
 from gateway.shards import ZmqShards
+from gateway.writes import coalescing
 
 log = logging.getLogger("gateway")
 
@@ -88,9 +89,10 @@ class GatewayServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the lifespan; no uvloop server (see Acceptor)
         config = self.config
+        protocol_class = coalescing(config.http_protocol_class)
 
         def new_protocol() -> asyncio.Protocol:  # as uvicorn's own startup builds one
-            return config.http_protocol_class(config=config, server_state=self.server_state,
+            return protocol_class(config=config, server_state=self.server_state,
                                               app_state=self.lifespan.state)
 
         self.acceptors = [Acceptor(sock, new_protocol, config.ssl) for sock in sockets or []]
