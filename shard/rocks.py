@@ -32,6 +32,7 @@ WRITE_BUFFER_BYTES = 32 * 1024 * 1024  # per memtable of the messages family; at
 META_WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 BLOCK_CACHE_BYTES = 32 * 1024 * 1024
 MAX_WAL_BYTES = 256 * 1024 * 1024  # past it the family holding the oldest WAL data flushes
+SST_BYTES_PER_SYNC = 1024 * 1024
 MIGRATE_BATCH = 1000
 # Compaction runs at this nice value: on a busy shard it takes the CPU the loop leaves.
 COMPACTION_NICE = 10
@@ -68,6 +69,10 @@ def _options(read_only: bool, cache: Cache) -> Options:
     options.create_missing_column_families(not read_only)
     options.set_max_background_jobs(2)
     options.set_max_total_wal_size(MAX_WAL_BYTES)
+    # Flushes and compactions push their file to disk a MiB at a time as they write it,
+    # instead of leaving tens of MiB of dirty pages for the kernel to write at once, which
+    # made the next WAL fsync (an ack's, a publish's) wait behind them.
+    options.set_bytes_per_sync(SST_BYTES_PER_SYNC)
     return options
 
 
