@@ -26,7 +26,7 @@ from gortms.errors import ConfigError, GortmsError
 @dataclass(frozen=True, slots=True)
 class Key:
     path: str  # dotted camelCase path, as in config.yaml
-    kind: str  # str | bool | int | duration | list | choice
+    kind: str  # str | bool | int | duration | list | choice | space
     default: Any
     doc: str
     low: int = 0
@@ -75,6 +75,11 @@ KEYS: tuple[Key, ...] = (
     Key("storage.recentCacheBytes", "int", 64 * 1024 * 1024,
         "Memory each shard gives to the newest messages of its queues, so consumers near the "
         "end of a queue read them without touching disk (0: none).", high=2**40),
+    Key("storage.minFreeBytes", "space", "1GiB",
+        "Free space each shard keeps on its file system: below it, writes that add data "
+        "(publish, create) are refused with 507 until space is freed; reads, acks and deletes "
+        "go on. Bytes (\"512MiB\", \"2GB\", 1073741824) or a share of the file system "
+        "(\"5%\"); 0 turns the check off."),
     Key("shards.count", "int", 0,
         "Shard processes. 0: one per CPU, decided at the first start and recorded in "
         "<dataDir>/cluster.json; later starts must agree.", high=256),
@@ -162,10 +167,59 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SpaceLimit:
+    """A free-space watermark: a number of bytes, or a percentage of the file system."""
+
+    bytes: int = 0
+    percent: float = 0.0
+
+    def of(self, total_bytes: int) -> int:
+        """The watermark in bytes on a file system of `total_bytes`."""
+        return int(total_bytes * self.percent / 100) if self.percent else self.bytes
+
+    def __str__(self) -> str:
+        if self.percent:
+            return f"{self.percent:g}%"
+        for unit, size in reversed(_SPACE_UNITS):
+            if size > 1 and self.bytes and self.bytes % size == 0:
+                return f"{self.bytes // size}{unit}"
+        return str(self.bytes)
+
+
+_SPACE_UNITS = (("B", 1), ("KB", 10**3), ("KiB", 2**10), ("MB", 10**6), ("MiB", 2**20),
+                ("GB", 10**9), ("GiB", 2**30), ("TB", 10**12), ("TiB", 2**40))
+_SPACE_UNIT_SIZES = {unit.lower(): size for unit, size in _SPACE_UNITS}
+_SPACE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(%|[a-z]*)\s*", re.IGNORECASE)
+
+
+def parse_space(value: Any) -> SpaceLimit:
+    """1073741824, "1GiB", "512 MB" or "5%" -> SpaceLimit; ValueError if it is none of them."""
+    if isinstance(value, SpaceLimit):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return SpaceLimit(bytes=value)
+    if not isinstance(value, str):
+        raise ValueError("not a size")
+    match = _SPACE.fullmatch(value)
+    if match is None:
+        raise ValueError("not a size")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    if unit == "%":
+        if number >= 100:
+            raise ValueError("a percentage under 100")
+        return SpaceLimit(percent=number)
+    size = _SPACE_UNIT_SIZES.get(unit or "b")
+    if size is None:
+        raise ValueError("unknown unit")
+    return SpaceLimit(bytes=int(number * size))
+
+
+@dataclass(frozen=True, slots=True)
 class StorageSettings:
     sync: bool = True
     dedup_window: float = 120.0
     recent_cache_bytes: int = 64 * 1024 * 1024
+    min_free_bytes: SpaceLimit = field(default_factory=lambda: SpaceLimit(bytes=2**30))
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +273,8 @@ _REASONS = {
     "list": "must be a list of strings",
     "choice": "must be one of {choices}",
     "str": "must be a string",
+    "space": "must be a size like \"1GiB\", \"500MB\" or 1073741824 (bytes), or a share "
+             "of the file system like \"5%\"",
 }
 
 
@@ -251,6 +307,11 @@ def _convert(key: Key, value: Any, from_env: bool) -> Any:
     """Check one value against its key; return the typed value or raise ValueError(reason)."""
     if from_env and isinstance(value, str):
         value = _from_env_text(key.kind, value)
+    if key.kind == "space":
+        try:
+            return parse_space(value)
+        except ValueError:
+            raise ValueError(_REASONS["space"]) from None
     if key.kind == "choice" and isinstance(value, str):
         value = value.lower()
     elif key.kind == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -419,6 +480,8 @@ def _value_of(settings: Settings, key: Key) -> Any:
         return format_duration(node)
     if key.kind == "list":
         return list(node)
+    if key.kind == "space":
+        return str(node)
     return node
 
 

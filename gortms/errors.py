@@ -22,7 +22,8 @@
     ├── TooManyRequests (too_many_requests, 429, retriable)
     │   └── TooManyWaiters (too_many_waiters)
     ├── ShardUnavailable (shard_unavailable, 503, retriable; also a TimeoutError)
-    ├── StorageError (storage_error, 503, retriable: a shard's disk failed; it restarts)
+    ├── StorageError (storage_error, 503, retriable: a shard's store cannot write; it recovers)
+    │   └── InsufficientStorage (insufficient_storage, 507: free space under storage.minFreeBytes)
     └── ConfigError (config_error; never sent to a client: the CLI exits with code 2)
 
 An error crosses the gateway/shard hop as its code and message; `error_for(code, message)`
@@ -135,6 +136,12 @@ class ShardUnavailable(GortmsError, TimeoutError):
 
 class StorageError(GortmsError):
     code, http_status, retriable, retry_after_s = "storage_error", 503, True, 1
+
+
+class InsufficientStorage(StorageError):
+    """The shard's disk is (nearly) full: writes that add data wait until space is freed."""
+
+    code, http_status, retry_after_s = "insufficient_storage", 507, 5
 
 
 class ConfigError(GortmsError):

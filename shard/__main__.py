@@ -5,17 +5,20 @@ Exit codes: 0 stopped cleanly, 2 bad arguments or settings, 70 storage failure.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 
 import uvloop
 
 from gortms.datadir import Layout
-from gortms.errors import GortmsError
+from gortms.errors import GortmsError, StorageError
 from gortms.lifecycle import child_parser, start_child, tune_gc
 from shard import loader
+from shard.disk import DiskGuard
 from shard.rocks import RocksStore
-from shard.server import ShardServer
+from shard.server import READS, ShardServer
 from shard.state import Limits, ShardState
 
 log = logging.getLogger("shard")
@@ -32,15 +35,40 @@ def main(argv: list[str] | None = None) -> int:
                     max_waiters=settings.shards.max_waiters,
                     max_pending_per_group=settings.shards.max_pending_per_group,
                     recent_cache_bytes=settings.storage.recent_cache_bytes)
+    path = layout.shard_dir(args.index)
+    disk = DiskGuard(args.index, path if os.path.isdir(path) else settings.data_dir,
+                     settings.storage.min_free_bytes)
+
+    def open_state(read_only: bool) -> ShardState:
+        store = RocksStore(path, read_only=read_only)
+        try:
+            state = ShardState(args.index, store, limits, disk)
+            loader.load(state)
+        except BaseException:
+            with contextlib.suppress(StorageError):
+                store.close()  # or its lock outlives it, and the next open fails
+            raise
+        disk.path = path
+        return state
+
     try:
-        store = RocksStore(layout.shard_dir(args.index))
+        state = open_state(read_only=False)
+    except StorageError as exc:
+        # A full or failing disk: serve reads from a read-only open while the server retries
+        # (shard/disk.py), rather than exit and be restarted into the same failure.
+        disk.fail(exc)
+        try:
+            state = open_state(read_only=True)
+        except GortmsError as again:
+            log.critical("%s", again)
+            return 70
     except GortmsError as exc:
         log.critical("%s", exc)
         return 70
-    state = ShardState(args.index, store, limits)
-    loader.load(state)
     request_endpoint, event_endpoint = layout.endpoints(args.index)
-    server = ShardServer(state, request_endpoint, event_endpoint)
+    server = ShardServer(state, request_endpoint, event_endpoint, reopen=open_state)
+    if disk.failure is not None:
+        server.only = READS
     tune_gc()
     uvloop.run(server.serve())
     return 0

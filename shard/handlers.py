@@ -60,17 +60,22 @@ def group_of(state: ShardState, req: GroupRequest) -> GroupState:
 
 
 def ping(state: ShardState, req: Ping) -> Pong:
-    return Pong(shard=state.index, pid=os.getpid())
+    disk = state.disk
+    return Pong(shard=state.index, pid=os.getpid(), storage=disk.state,
+                free_bytes=disk.free_bytes)
 
 
 def shard_info(state: ShardState, req: ShardInfoGet) -> ShardInfo:
     stats = state.store.stats()
+    disk = state.disk
     return ShardInfo(
-        shard=state.index, pid=os.getpid(), state="serving",
+        shard=state.index, pid=os.getpid(),
+        state="serving" if disk.failure is None else "read-only",
         started_at=format_ts(int(STARTED_AT * 1000)), queues=len(state.queues),
         groups=sum(len(q.groups) for q in state.queues.values()), domains=len(state.domains),
         messages=sum(q.count for q in state.queues.values()), parked_fetches=state.parked,
-        keys=stats["keys"], disk_bytes=stats["diskBytes"])
+        keys=stats["keys"], disk_bytes=stats["diskBytes"], storage=disk.state,
+        free_bytes=disk.free_bytes, min_free_bytes=disk.threshold)
 
 
 # --- the catalog (domains) ----------------------------------------------------------------------
@@ -79,6 +84,7 @@ def shard_info(state: ShardState, req: ShardInfoGet) -> ShardInfo:
 def domain_create(state: ShardState, req: DomainCreate) -> DomainRecord:
     if req.name in state.domains:
         raise DomainExists(f"domain '{req.name}' already exists")
+    state.disk.check_adds()
     record = DomainRecord(name=req.name, schema=check_schema(req.schema),
                           epoch=state.allocate_epoch(), created_at=state.now_ms)
     state.domains[req.name] = record
@@ -144,6 +150,8 @@ def queue_create(state: ShardState, req: QueueCreate) -> QueueInfo:
     if existing is not None:
         if existing.epoch >= req.epoch:
             raise QueueExists(f"queue '{req.queue}' already exists in domain '{req.domain}'")
+    state.disk.check_adds()
+    if existing is not None:
         state.drop_queue(existing)
     queue = QueueState(state.allocate_qid(), req.domain, req.queue, req.epoch, req.config,
                        state.now_ms)
@@ -178,6 +186,7 @@ def publish(state: ShardState, req: Publish) -> Published | bytes:
         original = queue.remembered(key, state.now_ms)
         if original is not None:
             return original
+    state.disk.check_adds()
     records = req.records
     # A repeat must answer with the original ids, which the gateway generated: read them
     # before anything is staged, so a malformed record fails the publish, not the turn.
@@ -246,6 +255,7 @@ def group_create(state: ShardState, req: GroupCreate) -> GroupCreated:
 
 
 def create_group(state: ShardState, queue: QueueState, spec: GroupSpec) -> GroupState:
+    state.disk.check_adds()
     group = GroupState(queue, spec, state.now_ms, resolve_start(state, queue, spec.start))
     queue.groups[spec.group_id] = group
     group.write_record(state.turn)

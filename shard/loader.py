@@ -47,7 +47,10 @@ def load(state: ShardState) -> None:
                 _restore_pending(state, group)
         _load_dedup(state, queue)
     if state.turn:
-        state.turn.commit()
+        if not store.read_only:
+            state.turn.commit()
+        # Read-only (a failed store, see shard/disk.py): what loading would have rewritten
+        # stays in memory; nothing is written until the store is reopened and loaded again.
         state.turn = state.new_turn()
     log.info("shard %d loaded %d queues, %d domains", state.index, len(state.queues),
              len(state.domains))

@@ -24,6 +24,8 @@ class MemoryBatch:
 
 
 class MemoryStore:
+    read_only = False
+
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
         self._keys: list[bytes] = []  # sorted
@@ -73,6 +75,9 @@ class MemoryStore:
     def last_key(self, begin: bytes, end: bytes) -> bytes | None:
         lo, hi = bisect.bisect_left(self._keys, begin), bisect.bisect_left(self._keys, end)
         return self._keys[hi - 1] if hi > lo else None
+
+    def reclaim(self, ranges: list[tuple[bytes, bytes]]) -> None:
+        pass  # deleted keys are gone already
 
     def stats(self) -> dict[str, int]:
         return {"keys": len(self._keys), "diskBytes": 0}

@@ -22,7 +22,7 @@ from typing import Iterator
 from rocksdict import (AccessType, BlockBasedOptions, Cache, DBCompressionType, Options, Rdict,
                        WriteBatch, WriteOptions)
 
-from gortms.errors import StorageError
+from gortms.errors import InsufficientStorage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,18 @@ COMPACTION_NICE = 10
 def storage_errors(action: str) -> Iterator[None]:
     try:
         yield
+    except StorageError:
+        raise
     except Exception as exc:  # rocksdict raises plain Exception subclasses for I/O errors
-        raise StorageError(f"{action}: {exc}") from exc
+        raise storage_error(f"{action}: {exc}") from exc
+
+
+def storage_error(message: str) -> StorageError:
+    """A full disk (ENOSPC, or a quota) is InsufficientStorage (507), anything else 503."""
+    lowered = message.lower()
+    if "no space left" in lowered or "quota exceeded" in lowered:
+        return InsufficientStorage(message)
+    return StorageError(message)
 
 
 def _family_options(write_buffer_bytes: int, cache: Cache) -> Options:
@@ -182,7 +192,7 @@ class RocksStore:
                              access_type=access)
             except Exception as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise StorageError(f"cannot open {path}: {exc}") from exc
+                    raise storage_error(f"cannot open {path}: {exc}") from exc
                 time.sleep(0.05)
 
     def _move_messages_out_of_default(self) -> None:
@@ -275,6 +285,17 @@ class RocksStore:
             return it.key()
         return None
 
+    def reclaim(self, ranges: list[tuple[bytes, bytes]]) -> None:
+        """Give the disk space of deleted key ranges back now, not at the next compaction:
+        flush the memtables (so the WAL files holding the deleted data can go) and compact
+        the ranges (so the files holding them are rewritten without them, or dropped)."""
+        with storage_errors("reclaiming deleted data"):
+            self._db.flush(True)
+            if self._family is not None:
+                self._messages.flush(True)
+            for begin, end in ranges:
+                self._family_of(begin).compact_range(begin, end)
+
     def stats(self) -> dict[str, int]:
         keys = sum(family.property_int_value("rocksdb.estimate-num-keys") or 0
                    for family in {id(self._db): self._db,
@@ -286,13 +307,18 @@ class RocksStore:
         return {"keys": keys, "diskBytes": disk}
 
     def close(self) -> None:
-        with storage_errors("close"):
-            if not self.read_only:
-                self._db.flush_wal(True)
+        """Sync the WAL and close. The database is closed (and its lock let go) even when
+        the sync fails, as it does once a write failed: the caller may want to reopen it."""
+        try:
+            with storage_errors("close"):
+                if not self.read_only:
+                    self._db.flush_wal(True)
+        finally:
             # The family's view and handle share the database: let go of them first, or
             # it stays open (and locked) until they are collected.
             self._messages = self._family = None  # type: ignore[assignment]
-            self._db.close()
+            with storage_errors("close"):
+                self._db.close()
 
 
 def _limited(items: Iterator[tuple[bytes, bytes]], count: int

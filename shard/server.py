@@ -10,6 +10,12 @@ Each gateway sends many requests in one frame and gets the turn's answers to all
 one frame back (see gortms/protocol/wire.py): a turn costs a few pyzmq calls, not a few per
 request.
 
+A write that fails (a full disk past the watermark, an I/O error) fails every request of its
+turn, none of which was answered yet; memory, now ahead of the disk, is dropped and loaded
+again from a read-only open of the store, which serves reads while writes are refused; the
+timer reopens it read-write once it can (see shard/disk.py). No reply for a write is sent
+before its commit, so nothing answered is lost and nothing refused half-happened.
+
 The sockets are plain (non-asyncio) pyzmq sockets read through `loop.add_reader` on their
 edge-triggered file descriptor: every recv or send can swallow the edge, so after each one
 the server checks ZMQ_EVENTS itself instead of waiting for the next wake-up.
@@ -21,14 +27,16 @@ import asyncio
 import logging
 import os
 import signal
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 import zmq
 from msgspec import Raw
 
-from gortms.errors import BadRequest, GortmsError, GroupNotFound, TooManyWaiters
+from gortms.errors import BadRequest, GortmsError, GroupNotFound, StorageError, TooManyWaiters
 from gortms.models import GroupSpec, now_ms
-from gortms.protocol import (Cancel, Deliveries, Fetch, ProtocolError, Request, decode_request,
+from gortms.protocol import (Cancel, Deliveries, DomainGet, DomainList, DomainStatsGet, Fetch,
+                             GroupGet, GroupList, GroupListAll, PendingGet, Ping, ProtocolError,
+                             QueueGet, QueueList, Request, ShardInfoGet, decode_request,
                              decode_requests, encode_event, encode_replies, failed, ok)
 from shard import handlers
 from shard.groups import Delivery, GroupState, Waiter
@@ -42,11 +50,22 @@ TICK_S = 0.05  # ack deadlines and nack delays are checked this often
 SWEEP_EVERY_TICKS = 20  # idempotency keys and group TTLs, about once a second
 
 ReplyItem = tuple[int, str, Any]
+# What a shard whose store failed still answers from its read-only open: the rest would write.
+READS = frozenset({Ping, ShardInfoGet, DomainGet, DomainList, DomainStatsGet, QueueGet, QueueList,
+                   GroupGet, GroupList, GroupListAll, PendingGet, Cancel})
+NO_STORE = frozenset({Ping, Cancel})  # ... and when not even that open succeeded
+# Opens the store (read-only or not) and loads a ShardState from it; raises StorageError.
+Opener = Callable[[bool], ShardState]
 
 
 class ShardServer:
-    def __init__(self, state: ShardState, request_endpoint: str, event_endpoint: str) -> None:
+    def __init__(self, state: ShardState, request_endpoint: str, event_endpoint: str,
+                 reopen: Opener | None = None) -> None:
         self.state = state
+        self.reopen = reopen  # None: a failed write ends the process (tests, tools)
+        self.disk = state.disk
+        # The only request kinds answered while the store is read-only or closed (None: all).
+        self.only: frozenset[type] | None = None
         self.request_endpoint = request_endpoint
         self.event_endpoint = event_endpoint
         self.context = zmq.Context.instance()
@@ -91,11 +110,15 @@ class ShardServer:
             self._tick_task.cancel()
         for waiter, _ in list(self.waiters.values()):  # long polls end empty, not with an error
             self._finish(waiter, [])
-        self.state.turn.needs_sync = True
-        self.state.turn.commit()
+        if self.disk.failure is None:
+            self.state.turn.needs_sync = True
+            self._commit()
         self.router.close(linger=1000)
         self.pub.close(linger=0)
-        self.state.store.close()
+        try:
+            self.state.store.close()
+        except StorageError as exc:
+            log.error("shard %d: closing its store failed: %s", self.state.index, exc)
         log.info("shard %d stopped", self.state.index)
 
     # --- the turn -----------------------------------------------------------------------------
@@ -130,6 +153,8 @@ class ShardServer:
     def _process(self, messages: list[list[bytes]]) -> None:
         state = self.state
         state.now_ms = now_ms()
+        self.disk.refresh()
+        only = self.only
         replies: dict[bytes, list[ReplyItem]] = {}
         fetches: list[tuple[bytes, int, Fetch]] = []
         for message in messages:
@@ -153,7 +178,9 @@ class ShardServer:
                     out.append(failed(rid, BadRequest(str(exc))))
                     continue
                 kind = type(request)
-                if kind is Fetch:
+                if only is not None and kind not in only:
+                    out.append(failed(rid, self.disk.refusal()))
+                elif kind is Fetch:
                     fetches.append((identity, rid, request))
                 elif kind is Cancel:
                     self._cancel(identity, request.target)
@@ -169,8 +196,12 @@ class ShardServer:
                 if reply is not None:
                     (replies if created else early).setdefault(identity, []).append(reply)
             self._send_all(early)
-        if state.turn:
-            self._commit()
+        if state.turn and not self._commit():
+            # None of it happened: every reply of the turn becomes the failure (the fetches
+            # answered early delivered only what was on disk; they are delivered again).
+            error = self.disk.refusal()
+            replies = {identity: [failed(item[0], error) for item in items]
+                       for identity, items in replies.items()}
         self._announce()  # before the replies: a client's next request should meet fresh caches
         self._send_all(replies)
         self._after_commit()
@@ -182,19 +213,89 @@ class ShardServer:
             if items:
                 send([identity, encode_replies(items)])
 
-    def _commit(self, defer_lazy: bool = True) -> None:
+    def _commit(self, defer_lazy: bool = True) -> bool:
         """Commit the turn; one that holds only lazy writes stays open for the next turns,
-        and the timer commits it within TICK_S."""
+        and the timer commits it within TICK_S. False if the store failed the write: the
+        shard now serves from a read-only store (`_store_failed`)."""
         state = self.state
         turn = state.turn
+        if self.only is not None:  # read-only: whatever a read staged stays in memory
+            state.turn = state.new_turn()
+            return True
         try:
             if turn.commit(defer_lazy) is not None:
                 state.turn = state.new_turn()
+                if turn.deleted_ranges and self.disk.low and self.loop is not None:
+                    self.loop.call_soon(self._reclaim, turn.deleted_ranges)
+        except StorageError as exc:
+            self._store_failed(exc)
+            return False
         except Exception:
-            # Memory is now ahead of the disk. Stop at once; the supervisor restarts the shard
-            # from what RocksDB holds, and no reply for the lost writes was sent.
+            # A bug, not the disk: memory is ahead of the disk. Stop at once; the supervisor
+            # restarts the shard from what RocksDB holds, and no reply for the lost writes
+            # was sent.
             log.critical("shard %d cannot commit; exiting", state.index, exc_info=True)
             os._exit(70)
+        return True
+
+    def _reclaim(self, ranges: list[tuple[bytes, bytes]]) -> None:
+        """Deleted while the disk is low: free the space now, so writes resume soon. It runs
+        after the replies went out; the loop waits for it (a flush: tens of milliseconds)."""
+        if self.only is not None:
+            return
+        try:
+            self.state.store.reclaim(ranges)
+        except StorageError as exc:
+            log.warning("shard %d: %s", self.state.index, exc)
+        self.disk.refresh()
+
+    # --- a failed store -----------------------------------------------------------------------
+
+    def _store_failed(self, error: StorageError) -> None:
+        """Memory is ahead of the disk and the store refuses writes: load what is on disk
+        from a read-only open, and refuse writes until `_recover` reopens it."""
+        self.disk.fail(error)
+        if self.reopen is None:
+            log.critical("shard %d cannot commit; exiting", self.state.index)
+            os._exit(70)
+        self.only = READS
+        self._swap(read_only=True)
+
+    def _swap(self, read_only: bool) -> bool:
+        """Close the store, open it again and load a fresh state from it. False if it could
+        not be opened that way; the shard then has no store and refuses everything."""
+        assert self.reopen is not None
+        for waiter, _ in list(self.waiters.values()):  # their groups are about to go
+            self._finish(waiter, [])
+        old = self.state
+        old.turn = old.new_turn()  # what it held was never written, and will not be
+        try:
+            old.store.close()
+        except StorageError as exc:
+            log.info("shard %d: closing the failed store: %s", old.index, exc)
+        try:
+            self.state = self.reopen(read_only)
+        except StorageError as exc:
+            log.error("shard %d: cannot open its store%s: %s", old.index,
+                      " read-only" if read_only else "", exc)
+            self.state = old  # closed: all but pings are refused until _recover reopens it
+            self.only = NO_STORE
+            return False
+        return True
+
+    def _recover(self) -> None:
+        """Reopen a failed store read-write once it is due (shard/disk.py, with backoff)."""
+        disk = self.disk
+        if not disk.may_retry():
+            return
+        log.info("shard %d: reopening its store", self.state.index)
+        if self._swap(read_only=False):
+            self.only = None
+            disk.recovered()
+            return
+        disk.retry_failed()
+        if self._swap(read_only=True):
+            self.only = READS
 
     def _handle(self, rid: int, request: Request) -> ReplyItem:
         try:
@@ -367,6 +468,11 @@ class ShardServer:
     def _tick(self, sweep: bool) -> None:
         state = self.state
         state.now_ms = now_ms()
+        self.disk.refresh()
+        if self.only is not None:  # read-only: no timer may write; try to recover
+            self._recover()
+            self._check_readable()
+            return
         for group in list(state.timed_groups):
             if group.expire(state.now_ms) and group.waiters:
                 self._wake(group)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gortms.config import SpaceLimit
 from gortms.errors import QueueNotFound
 from gortms.models import now_ms
 from gortms.protocol import CatalogEvent, DomainRecord
+from shard.disk import DiskGuard
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.recent import Recent
@@ -29,10 +31,13 @@ class Limits:
 
 
 class ShardState:
-    def __init__(self, index: int, store: Store, limits: Limits) -> None:
+    def __init__(self, index: int, store: Store, limits: Limits,
+                 disk: DiskGuard | None = None) -> None:
         self.index = index
         self.store = store
         self.limits = limits
+        # Outlives the state: a store reopened after a failure gets a new ShardState.
+        self.disk = disk if disk is not None else DiskGuard(index, None, SpaceLimit())
         self.queues: dict[tuple[str, str], QueueState] = {}
         self.domains: dict[str, DomainRecord] = {}  # the catalog (on the catalog shard)
         self.next_qid = 1

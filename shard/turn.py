@@ -24,7 +24,8 @@ class Persistent(Protocol):
 
 
 class Turn:
-    __slots__ = ("store", "sync_allowed", "logged", "unlogged", "needs_sync", "changed_owners")
+    __slots__ = ("store", "sync_allowed", "logged", "unlogged", "needs_sync", "changed_owners",
+                 "deleted_ranges")
 
     def __init__(self, store: Store, sync_allowed: bool = True) -> None:
         self.store = store
@@ -33,6 +34,9 @@ class Turn:
         self.unlogged: Batch = store.batch()
         self.needs_sync = False
         self.changed_owners: dict[Persistent, bool] = {}  # owner -> its change is durable
+        # Key ranges deleted (a queue, a group): the server may compact them right after the
+        # commit to give the space back at once, when the disk is low (shard/disk.py).
+        self.deleted_ranges: list[tuple[bytes, bytes]] = []
 
     def __bool__(self) -> bool:
         return bool(self.logged.len() or self.unlogged.len() or self.changed_owners)
@@ -50,6 +54,7 @@ class Turn:
     def delete_range(self, begin: bytes, end: bytes) -> None:
         self.logged.delete_range(begin, end)
         self.needs_sync = True
+        self.deleted_ranges.append((begin, end))
 
     def changed(self, owner: Persistent, lazy: bool = False) -> None:
         """`owner`'s derived records must be written with this turn."""

@@ -27,7 +27,8 @@ from gortms.protocol import (ProtocolError, ShardInfo, ShardInfoGet, decode_repl
 ANSWER_DEADLINE_S = 2.0
 NOT_ANSWERING = "not answering"
 
-SHARD_COLUMNS = ("shard", "pid", "state", "queues", "groups", "messages", "keys", "disk")
+SHARD_COLUMNS = ("shard", "pid", "state", "queues", "groups", "messages", "keys", "disk", "free",
+                 "storage")
 GATEWAY_COLUMNS = ("gateway", "pid", "state", "restarts")
 
 
@@ -164,9 +165,13 @@ def _shard_cells(row: dict[str, Any]) -> list[str]:
     state = row["state"]
     if not row["answered"] and row.get("supervisorState") not in (None, "serving"):
         state = f"{state} ({row['supervisorState']})"
-    disk = human_bytes(row["diskBytes"]) if row["answered"] else "-"
+    answered = row["answered"]
+    disk = human_bytes(row["diskBytes"]) if answered else "-"
+    # Free space on the shard's file system, and whether writes are refused (shard/disk.py).
+    free = human_bytes(row["freeBytes"]) if answered and row.get("freeBytes", -1) >= 0 else "-"
     return [_cell(row["shard"]), _cell(row["pid"]), state,
-            *(_cell(row.get(c)) for c in ("queues", "groups", "messages", "keys")), disk]
+            *(_cell(row.get(c)) for c in ("queues", "groups", "messages", "keys")), disk, free,
+            _cell(row.get("storage")) if answered else "-"]
 
 
 def _cell(value: Any) -> str:

@@ -41,6 +41,8 @@ class Reply(Struct, frozen=True, kw_only=True, rename="camel"):
 class Pong(Reply):
     shard: int
     pid: int
+    storage: str = "ok"  # ok | low | full (shard/disk.py)
+    free_bytes: int = -1  # on the shard's file system; -1 unknown
 
 
 class ShardInfo(Reply):
@@ -55,6 +57,9 @@ class ShardInfo(Reply):
     parked_fetches: int
     keys: int
     disk_bytes: int
+    storage: str = "ok"  # ok | low | full (shard/disk.py)
+    free_bytes: int = -1  # on the shard's file system; -1 unknown
+    min_free_bytes: int = 0  # storage.minFreeBytes, in bytes on that file system
 
 
 class DomainRecord(Reply):

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gortms.config import (KEYS, Settings, generate_config, load_settings, settings_from_json,
-                           to_json)
+from gortms.config import (KEYS, Settings, SpaceLimit, generate_config, load_settings,
+                           parse_space, settings_from_json, to_json)
 from gortms.errors import ConfigError
 from gortms.models import parse_duration
 
@@ -35,6 +35,8 @@ def _expected(path: str) -> Any:
         return parse_duration(key.default, key.path)
     if key.kind == "list":
         return tuple(key.default)
+    if key.kind == "space":
+        return parse_space(key.default)
     return key.default
 
 
@@ -254,6 +256,37 @@ def test_loopback_addresses_need_no_authentication(address: str) -> None:
 def test_cert_file_without_key_file_is_refused() -> None:
     [problem] = _problems({"GORTMS_HTTP_CERTFILE": "/tmp/cert.pem"})
     assert "certFile" in problem and "keyFile" in problem
+
+
+# --- storage.minFreeBytes: a size or a share of the file system -------------------------------
+
+
+@pytest.mark.parametrize("given,limit", [
+    (1073741824, SpaceLimit(bytes=2**30)), ("1GiB", SpaceLimit(bytes=2**30)),
+    ("512 MB", SpaceLimit(bytes=512 * 10**6)), ("16mib", SpaceLimit(bytes=16 * 2**20)),
+    ("1.5GiB", SpaceLimit(bytes=3 * 2**29)), ("0", SpaceLimit()), (0, SpaceLimit()),
+    ("5%", SpaceLimit(percent=5.0)), ("2.5 %", SpaceLimit(percent=2.5)),
+    ("100B", SpaceLimit(bytes=100)),
+])
+def test_min_free_bytes_takes_sizes_and_percentages(given: Any, limit: SpaceLimit) -> None:
+    assert parse_space(given) == limit
+    assert parse_space(str(limit)) == limit  # what children get back from to_json
+
+
+def test_min_free_bytes_from_the_environment_reaches_children_unchanged() -> None:
+    settings = load_settings(environ={"GORTMS_STORAGE_MINFREEBYTES": "5%"})
+    assert settings.storage.min_free_bytes == SpaceLimit(percent=5.0)
+    assert settings_from_json(to_json(settings)).storage.min_free_bytes.of(2000) == 100
+
+
+@pytest.mark.parametrize("bad", ["lots", "-1", "5 parsecs", "100%", "150%", "1e9", "true",
+                                 "1.5", "[]"])
+def test_min_free_bytes_refuses_what_is_not_a_size(tmp_path: Path, bad: str) -> None:
+    path = _write(tmp_path, f"storage:\n  minFreeBytes: {bad}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={}, path=path)
+    [problem] = info.value.problems
+    assert problem.startswith("storage.minFreeBytes: must be a size like")
 
 
 # --- JSON for children -------------------------------------------------------------------------
