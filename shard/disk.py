@@ -34,7 +34,7 @@ RECOVER_MIN_FREE_BYTES = 4 * 2**20
 
 
 def mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**20:.2f} MiB"
 
 
 class DiskGuard:

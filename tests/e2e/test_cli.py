@@ -62,6 +62,9 @@ def test_shards_lists_every_shard_of_a_running_broker(shared_broker: Broker):
     shard_rows = [row for row in rows if row[:1] in (["0"], ["1"]) and len(row) >= 8]
     assert [(int(r[1]), r[2]) for r in shard_rows] == [
         (s["pid"], "serving") for s in state["shards"]]
+    header = next(row for row in rows if row[:1] == ["shard"])
+    assert header[-3:] == ["disk", "free", "storage"]
+    assert [row[-1] for row in shard_rows] == ["ok", "ok"]
 
 
 def test_shards_json_has_each_shard_pid_state_and_counts(shared_broker: Broker):
@@ -71,6 +74,13 @@ def test_shards_json_has_each_shard_pid_state_and_counts(shared_broker: Broker):
     assert [s["pid"] for s in report["shards"]] == [s["pid"] for s in state["shards"]]
     assert {s["state"] for s in report["shards"]} == {"serving"}
     assert all(s["answered"] and s["diskBytes"] > 0 for s in report["shards"])
+    # Free space of the shards' file system, and the watermark (storage.minFreeBytes: 1GiB).
+    info = os.statvfs(shared_broker.data_dir)
+    free = info.f_bavail * info.f_frsize
+    for shard in report["shards"]:
+        assert shard["storage"] == "ok"
+        assert abs(shard["freeBytes"] - free) < 2**30, (shard["freeBytes"], free)
+        assert shard["minFreeBytes"] == 2**30
     assert [g["pid"] for g in report["gateways"]] == [g["pid"] for g in state["gateways"]]
 
 

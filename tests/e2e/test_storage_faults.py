@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Iterator
 
 import httpx2
+import orjson
 import pytest
 
 from gortms.partition import shard_for
-from tests.conftest import Broker
+from tests.conftest import Broker, start_broker
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +31,17 @@ BATCH = 100
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 MiB tmpfs at tmp_path/fs, removed at the end whatever happened."""
+def small_fs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A tmpfs at tmp_path/fs (64 MiB, or the test's `fs_size` mark), removed at the end
+    whatever happened."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small file system needs root (CI runs as root)")
+    mark = request.node.get_closest_marker("fs_size")
+    size = mark.args[0] if mark else "64m"
     mount_point = tmp_path / "fs"
     mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                             str(mount_point)], capture_output=True, text=True)
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
     try:
@@ -99,6 +105,15 @@ class Ledger:
             found = self.read_all(queue)
             assert set(ids) <= set(found), f"{len(set(ids) - set(found))} acknowledged " \
                                            f"messages of {queue} are missing"
+
+
+def shards_report(broker: Broker) -> list[dict]:
+    """`gortms shards --json`: what each shard says about itself."""
+    report = subprocess.run(
+        [sys.executable, "-m", "gortms", "shards", "--json"], capture_output=True, text=True,
+        env={**os.environ, "GORTMS_GENERAL_DATADIR": str(broker.data_dir)}, timeout=30)
+    assert report.returncode == 0, report.stderr
+    return orjson.loads(report.stdout)["shards"]
 
 
 def spread(domain: str, count: int) -> list[str]:
@@ -165,6 +180,10 @@ def test_under_the_watermark_writes_get_507_reads_and_acks_go_on_and_deleting_re
         assert free_bytes(small_fs) < 36 * 2**20
         # Both shards share the file system: both are low, and say so.
         wait_until("both shards report low storage", lambda: shard_storage(client) == ["low"] * 2)
+        for shard in shards_report(broker):
+            assert shard["storage"] == "low"
+            assert shard["state"] == "serving"
+            assert 0 <= shard["freeBytes"] < shard["minFreeBytes"] == 36 * 2**20
 
         # Every write that adds data is refused, on either shard, and changes nothing ...
         assert ledger.publish("small").status_code == 507
@@ -255,6 +274,9 @@ def test_a_disk_filled_from_outside_fails_writes_with_507_serves_reads_and_recov
         assert reply.json()["error"] == "insufficient_storage"
         assert reply.headers["Retry-After"] == "5"
         assert shard_storage(client) == ["full", "full"]
+        for shard in shards_report(broker):
+            assert (shard["state"], shard["storage"]) == ("read-only", "full")
+            assert 0 <= shard["freeBytes"] < 2**20
 
         # Reads are served from what is on disk; writes of any kind are refused, not a 500.
         for queue in queues:
@@ -262,7 +284,8 @@ def test_a_disk_filled_from_outside_fails_writes_with_507_serves_reads_and_recov
             assert info.status_code == 200
             assert info.json()["messageCount"] == len(ledger.acknowledged[queue])
             assert client.get(f"{base}/{queue}/consumer-groups/workers").status_code == 200
-        fetch = client.get(f"{base}/{queues[0]}/consumer-groups/workers/messages", params={"count": 10})
+        fetch = client.get(f"{base}/{queues[0]}/consumer-groups/workers/messages",
+                           params={"count": 10})
         assert fetch.status_code == 507
         assert fetch.headers["Retry-After"] == "5"
         assert client.delete(f"{base}/{queues[1]}").status_code == 507
@@ -279,3 +302,69 @@ def test_a_disk_filled_from_outside_fails_writes_with_507_serves_reads_and_recov
     for shard in (0, 1):
         assert output.count(f"shard {shard}: its store failed a write") == 1, output
         assert output.count(f"shard {shard}: its store is writable again") == 1, output
+
+
+# --- a data dir that stops being writable at run time -----------------------------------------
+
+
+def unprivileged_python(tmp_path: Path) -> str:
+    """A python that runs as root without the capabilities that let root ignore file
+    permissions (CAP_DAC_OVERRIDE and friends), so permissions and owners count as they do
+    for a broker run as its own user."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    wrapper = tmp_path / "python-without-dac-override"
+    wrapper.write_text("#!/bin/sh\nexec setpriv --bounding-set -dac_override,-dac_read_search,"
+                       f"-fowner -- {sys.executable} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+@pytest.mark.fs_size("128m")
+@pytest.mark.parametrize("change", ["read-only", "foreign-owned"])
+def test_a_shard_dir_that_stops_being_writable_gives_503_naming_it_and_recovers(
+        small_fs: Path, tmp_path: Path, change: str) -> None:
+    data = small_fs / "data"
+    broker = start_broker(data, python=unprivileged_python(tmp_path),
+                          GORTMS_STORAGE_MINFREEBYTES="0")
+    try:
+        with broker.client() as client:
+            ledger = Ledger(client, "perm")
+            assert client.post("/api/domains", json={"name": "perm"}).status_code == 201
+            on_0, on_1 = spread("perm", 2)
+            for queue in (on_0, on_1):
+                assert client.post("/api/domains/perm/queues",
+                                   json={"name": queue}).status_code == 201
+                assert ledger.publish(queue).status_code == 201
+            pids = broker.pids()
+            shard_dir = data / "shards" / "1"
+            if change == "read-only":
+                shard_dir.chmod(0o555)
+            else:
+                os.chown(shard_dir, 65534, 65534)  # nobody's now; the broker is not nobody
+            # RocksDB writes into its open WAL until it needs a new file: a memtable's worth.
+            refused = ledger.fill(on_1)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"] == "storage_error"
+            assert str(shard_dir) in refused.json()["message"]
+            assert "Permission denied" in refused.json()["message"]
+            assert refused.headers["Retry-After"] == "1"
+            assert shard_storage(client) == ["ok", "full"]
+            # The other shard writes on; this one serves reads.
+            assert ledger.publish(on_0).status_code == 201
+            info = client.get(f"/api/domains/perm/queues/{on_1}")
+            assert info.status_code == 200
+            assert info.json()["messageCount"] == len(ledger.acknowledged[on_1])
+            assert broker.pids() == pids
+
+            if change == "read-only":
+                shard_dir.chmod(0o755)
+            else:
+                os.chown(shard_dir, 0, 0)
+            wait_until("shard 1 reopens its store", lambda: shard_storage(client) == ["ok"] * 2)
+            assert ledger.publish(on_1).status_code == 201
+            assert broker.pids() == pids
+            ledger.check_nothing_lost()
+    finally:
+        code = broker.stop()
+    assert code == 0, broker.output()

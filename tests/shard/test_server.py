@@ -15,11 +15,14 @@ import zmq.asyncio
 import msgspec
 import orjson
 
-from gortms.errors import GortmsError
+from gortms.config import SpaceLimit
+from gortms.errors import GortmsError, InsufficientStorage
 from gortms.models import GroupSpec
 from gortms.protocol import (VERSION, Ack, DomainCreate, Fetch, GroupCreate, Nack, Publish,
                              QueueCreate, QueueGet, Request, decode_replies, encode_message,
                              encode_requests, reply_value)
+from shard import loader
+from shard.disk import DiskGuard
 from shard.memory import MemoryStore
 from shard.store import cursor_key
 from shard.server import ShardServer
@@ -251,3 +254,79 @@ async def test_a_fetch_is_answered_before_its_turns_fsync(shard):
         while len(frames) < 2:
             frames.append([rid for rid, _, _ in decode_replies(await client.sock.recv())])
     assert frames == [[fetch_rid], [ack_rid]]  # the fetch did not wait for the ack's fsync
+
+
+# --- a store that fails its writes (a full disk) -------------------------------------------------
+
+
+class FillableStore(MemoryStore):
+    """A MemoryStore whose writes fail like RocksDB's on a full disk while `full` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = False
+        self.opens = {"read-only": 0, "read-write": 0}
+
+    def write(self, batch: Any, sync: bool, wal: bool = True) -> None:
+        if self.full or self.read_only:
+            raise InsufficientStorage("write: IO error: No space left on device")
+        super().write(batch, sync, wal)
+
+
+def record(message_id: str) -> bytes:
+    return encode_message(message_id, b"{}", b"{}")
+
+
+async def test_a_failed_commit_fails_its_turn_serves_reads_read_only_and_recovers():
+    store = FillableStore()
+    disk = DiskGuard(0, None, SpaceLimit())
+
+    def reopen(read_only: bool) -> ShardState:
+        store.read_only = read_only
+        store.opens["read-only" if read_only else "read-write"] += 1
+        state = ShardState(0, store, Limits(), disk)
+        loader.load(state)
+        return state
+
+    with tempfile.TemporaryDirectory(prefix="gs") as run_dir:
+        server = ShardServer(reopen(False), f"ipc://{run_dir}/r", f"ipc://{run_dir}/p",
+                             reopen=reopen)
+        task = asyncio.create_task(server.serve(handle_signals=False))
+        client = Client(f"ipc://{run_dir}/r")
+        try:
+            await client.call(DomainCreate(name="d"))
+            await client.call(QueueCreate(**QUEUE))
+            await client.call(Publish(**QUEUE, records=[record("a")]))
+
+            store.full = True
+            # The publish and the read of the same turn: neither was answered before the
+            # commit, so both get the failure, and the publish left no trace.
+            rids = await client.send(Publish(**QUEUE, records=[record("b")]), QueueGet(**QUEUE))
+            answers = await client.replies(2)
+            for rid in rids:
+                with pytest.raises(InsufficientStorage):
+                    client.value(rid, answers[rid])
+            assert disk.state == "full" and store.opens["read-only"] == 1
+
+            # Read-only now: reads are served from what was committed, writes refused.
+            assert (await client.call(QueueGet(**QUEUE))).message_count == 1
+            for write in (Publish(**QUEUE, records=[record("c")]),
+                          Fetch(**QUEUE, group="g", consumer="c", max=1, timeout_ms=0,
+                                create=True),
+                          Ack(**QUEUE, group="g", ids=["a"])):
+                with pytest.raises(InsufficientStorage, match="cannot write to its store"):
+                    await client.call(write)
+
+            store.full = False
+            disk.retry_at = 0  # the backoff's first second, skipped
+            async with asyncio.timeout(5):
+                while disk.state != "ok":
+                    await asyncio.sleep(0.01)
+            assert store.opens == {"read-only": 1, "read-write": 2}
+            published = await client.call(Publish(**QUEUE, records=[record("d")]))
+            assert published.first_position == 2
+            assert (await client.call(QueueGet(**QUEUE))).message_count == 2
+        finally:
+            client.close()
+            server.stopping.set()
+            await task
