@@ -1,6 +1,8 @@
 """`python -m shard --index I --settings-fd FD --parent-pid PID`: run one shard until SIGTERM.
 
-Exit codes: 0 stopped cleanly, 2 bad arguments or settings, 70 storage failure.
+Exit codes: 0 stopped cleanly, 2 bad arguments or settings, 70 the store cannot be opened
+even read-only, or a bug left memory ahead of the disk. A full or failing disk is not an exit:
+the shard serves reads from a read-only open and recovers in place (shard/disk.py).
 """
 
 from __future__ import annotations
