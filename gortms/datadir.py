@@ -1,6 +1,7 @@
 """The data directory's layout: cluster.json, one RocksDB per shard, runtime state, TLS files.
 
     <dataDir>/cluster.json         shard count and format, fixed at the first start
+    <dataDir>/supervisor.lock      held (flock) by the running supervisor
     <dataDir>/shards/<i>/          shard i's RocksDB
     <dataDir>/run/state.json       the running supervisor's children (pids, endpoints)
     <dataDir>/run/s<i>.req|.pub    shard i's ZeroMQ endpoints (ipc), unless the path is too long
@@ -32,6 +33,14 @@ class Layout:
         return os.path.join(self.root, "cluster.json")
 
     @property
+    def lock_file(self) -> str:
+        return os.path.join(self.root, "supervisor.lock")
+
+    @property
+    def shards_dir(self) -> str:
+        return os.path.join(self.root, "shards")
+
+    @property
     def run_dir(self) -> str:
         return os.path.join(self.root, "run")
 
@@ -44,7 +53,7 @@ class Layout:
         return os.path.join(self.root, "tls")
 
     def shard_dir(self, index: int) -> str:
-        return os.path.join(self.root, "shards", str(index))
+        return os.path.join(self.shards_dir, str(index))
 
     def socket_dir(self) -> str:
         """Where ipc endpoints live: run/, or a short private dir when run/ is too deep."""
@@ -101,8 +110,18 @@ def read_state(layout: Layout) -> dict | None:
 
 
 def write_state(layout: Layout, state: dict) -> None:
+    """Replace run/state.json whole; an OSError (a full disk) leaves the old file in place."""
     os.makedirs(layout.run_dir, exist_ok=True)
     tmp = layout.state_file + ".tmp"
-    with open(tmp, "wb") as handle:
-        handle.write(orjson.dumps(state, option=orjson.OPT_INDENT_2))
-    os.replace(tmp, layout.state_file)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(orjson.dumps(state, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, layout.state_file)
+    except OSError:
+        # A half-written tmp file holds space a full disk needs back. Anything else at that
+        # path (a directory) is not ours to remove.
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

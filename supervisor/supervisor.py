@@ -1,13 +1,28 @@
 """The supervisor's main loop: plan the children, start them, watch them, stop them in order.
 
-    start:  data dir lock -> shard count (cluster.json) -> listening socket -> shards (each
-            answers a ping) -> gateway workers (each sends its first heartbeat) -> ready
+    start:  data dir access (gortms.access) -> data dir lock -> shard count (cluster.json) ->
+            listening socket -> shards (each answers a ping) -> gateway workers (each sends
+            its first heartbeat) -> ready
     watch:  a child that exits is restarted with backoff; a shard that stops answering pings,
             or a gateway that stops its heartbeat, for supervisor.hangTimeout is killed and
             restarted; SIGHUP restarts the gateway workers one by one, each successor ready
             before the next worker stops
     stop:   (SIGTERM/SIGINT) gateways first (they finish their requests), then shards (they
             commit and close RocksDB), each stage bounded by supervisor.stopTimeout; exit 0
+
+The supervisor never dies of its own bookkeeping: a run/state.json it cannot write (a full
+disk) is logged once and retried every STATE_RETRY_S; an exception in a turn of its loop is
+logged with its traceback (at most once a minute while it repeats), and the loop goes on
+after LOOP_BACKOFF_S. Only a signal ends it.
+
+Exit codes of `gortms serve` (ConfigError reaches gortms.cli, which prints it and exits 2):
+    0   stopped by SIGTERM/SIGINT
+    1   startup failed: a child failed STARTUP_ATTEMPTS times in a row or was not ready within
+        STARTUP_TIMEOUT_S, a signal arrived during startup, or cluster.json could not be
+        written (a full disk at the first start)
+    2   bad configuration, including a data dir this process cannot write: read-only, or
+        with files of another user (the message names the path); another broker on it; the
+        port in use. A full disk is not one: it is a warning, and the broker starts.
 """
 
 from __future__ import annotations
@@ -15,6 +30,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import select
 import signal
 import socket
 import time
@@ -24,10 +40,12 @@ import psutil
 import zmq
 
 from gortms import __version__
+from gortms.access import check_data_dir, ensure_data_dir
 from gortms.config import Settings, to_json
 from gortms.datadir import Layout, fix_shard_count, write_state
 from gortms.errors import ConfigError
 from supervisor.child import Child
+from supervisor.faults import FailureStreak, Failures
 from supervisor.pinger import Pinger
 from supervisor.signals import SignalQueue
 from supervisor.tls import ensure_certificate
@@ -38,6 +56,9 @@ POLL_S = 0.1
 STALL_S = 2.0  # a loop turn this late means the supervisor itself was not running
 STARTUP_TIMEOUT_S = 60.0
 STARTUP_ATTEMPTS = 5
+STATE_RETRY_S = 1.0  # a run-state write that failed is tried again this often
+LOOP_BACKOFF_S = 0.5  # pause after a loop turn that raised, so a persistent failure is no spin
+LOOP_REPORT_S = 60.0  # a loop failure that repeats is logged (with traceback) this often
 
 
 class StartupFailed(Exception):
@@ -61,6 +82,14 @@ class Supervisor:
         self._last_step = time.monotonic()
         self.rolling: deque[Child] = deque()  # gateway workers still to restart (SIGHUP)
         self.rolling_child: Child | None = None
+        self._state_retry_at: float | None = None  # run/state.json is out of date until then
+        self._state_failures = FailureStreak(
+            log, f"writing the run state {self.layout.state_file}",
+            f"retrying every {STATE_RETRY_S:g}s; the children are still watched",
+            level=logging.WARNING)
+        self._turn_failures = FailureStreak(
+            log, "a turn of the supervisor's loop", f"carrying on after {LOOP_BACKOFF_S:g}s",
+            repeat_s=LOOP_REPORT_S, traceback=True)
 
     # --- start --------------------------------------------------------------------------------
 
@@ -73,7 +102,7 @@ class Supervisor:
         try:
             self._prepare()
             self._start_all()
-        except StartupFailed as exc:
+        except (StartupFailed, OSError) as exc:  # OSError: cluster.json, say, on a full disk
             log.error("startup failed: %s", exc)
             self._stop_all()
             self.signals.close()
@@ -81,7 +110,7 @@ class Supervisor:
         self._write_state()
         log.info("GoRTMS started successfully")
         while not self.should_exit:
-            self._step()
+            self._turn()
         self._stop_all()
         self.signals.close()
         log.info("GoRTMS stopped")
@@ -89,7 +118,11 @@ class Supervisor:
 
     def _prepare(self) -> None:
         settings = self.settings
-        os.makedirs(settings.data_dir, exist_ok=True)
+        ensure_data_dir(self.layout)
+        # Before anything is written: a data dir we cannot write is one clear ConfigError
+        # (exit 2) here, rather than shards failing to open RocksDB until startup gives up.
+        for warning in check_data_dir(self.layout):
+            log.warning("data dir: %s", warning)
         self._lock_data_dir()
         count = fix_shard_count(self.layout, settings.shards.count,
                                 psutil.cpu_count(logical=True) or 1)
@@ -122,8 +155,7 @@ class Supervisor:
                                "directory of this user; remove it or use a shorter data dir"])
 
     def _lock_data_dir(self) -> None:
-        path = os.path.join(self.settings.data_dir, "supervisor.lock")
-        self._lock_file = open(path, "a+")
+        self._lock_file = open(self.layout.lock_file, "a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -168,7 +200,7 @@ class Supervisor:
         while not all(c.ready for c in children):
             if time.monotonic() > deadline:
                 raise StartupFailed(f"{what} not ready after {STARTUP_TIMEOUT_S:.0f}s")
-            self._step()
+            self._turn()
             if self.should_exit:
                 raise StartupFailed("stopped by a signal during startup")
             for child in children:
@@ -183,6 +215,9 @@ class Supervisor:
         child.args.append(f"--heartbeat-fd={write_fd}")
         try:
             child.start()
+        except BaseException:
+            os.close(read_fd)
+            raise
         finally:
             os.close(write_fd)
             child.extra_fds = []
@@ -193,11 +228,38 @@ class Supervisor:
 
     # --- watch --------------------------------------------------------------------------------
 
+    def _turn(self) -> None:
+        """One turn of the loop that no exception ends: whatever `_step` raises is logged
+        (rate-limited) and the loop goes on after a short pause, so a bug or a fault of the
+        supervisor's own never takes the healthy children down with it."""
+        try:
+            self._step()
+        except Exception as exc:
+            self._turn_failures.failed(exc, time.monotonic())
+            if not self.should_exit:
+                self._back_off()
+        else:
+            self._turn_failures.succeeded()
+
+    def _back_off(self) -> None:
+        """Pause LOOP_BACKOFF_S, but end the pause for a signal: SIGTERM must still stop a
+        broker whose loop fails on every turn."""
+        try:
+            select.select([self.signals.read_fd], [], [], LOOP_BACKOFF_S)
+            for signum in self.signals.drain():
+                self._on_signal(signum)
+        except OSError:
+            time.sleep(LOOP_BACKOFF_S)
+
     def _step(self) -> None:
-        """One turn of the loop: wait for anything, then signals, exits, liveness, restarts."""
-        self._poll()
-        for signum in self.signals.drain():
-            self._on_signal(signum)
+        """One turn of the loop: wait for anything, then signals, exits, liveness, restarts.
+        Each part runs even when one before it raised; the first exception is raised last."""
+        failures = Failures()
+        with failures:
+            self._poll()
+        with failures:
+            for signum in self.signals.drain():
+                self._on_signal(signum)
         now = time.monotonic()
         if now - self._last_step > STALL_S:
             # We were not looking (suspended, or busy restarting gateways): silence from the
@@ -206,8 +268,18 @@ class Supervisor:
                 child.last_seen = max(child.last_seen, now)
         self._last_step = now
         for child in self.shards + self.gateways:
-            self._watch(child, now)
-        self._roll(now)
+            with failures:
+                self._watch(child, now)
+        with failures:
+            self._roll(now)
+        with failures:
+            self._ping(now)
+        if self._state_retry_at is not None and now >= self._state_retry_at:
+            with failures:
+                self._write_state()
+        failures.raise_first()
+
+    def _ping(self, now: float) -> None:
         if now - self._last_ping >= self.settings.supervisor.ping_interval:
             self._last_ping = now
             for child in self.shards:
@@ -252,13 +324,13 @@ class Supervisor:
     def _watch(self, child: Child, now: float) -> None:
         if child.process is None:
             if child.restart_at is not None and now >= child.restart_at and not self.should_exit:
-                self._restart(child)
+                self._restart(child, now)
             return
         code = child.exited()
         if code is not None and child.retiring_until is not None:
             log.info("%s (pid %s) stopped for the rolling restart", child.name, child.pid)
             child.process = None
-            self._restart(child)  # at once: this was asked for, not a failure
+            self._restart(child, now)  # at once: this was asked for, not a failure
             return
         if code is not None:
             pid = child.pid
@@ -283,11 +355,18 @@ class Supervisor:
                       child.pid, silent_for)
             child.kill()
 
-    def _restart(self, child: Child) -> None:
-        if child.role == "gateway":
-            self._start_gateway(child)
-        else:
-            child.start()
+    def _restart(self, child: Child, now: float) -> None:
+        try:
+            if child.role == "gateway":
+                self._start_gateway(child)
+            else:
+                child.start()
+        except OSError as exc:
+            # Not spawned (out of memory or file descriptors): a failed start like an exit
+            # at once, retried with the same growing backoff.
+            child.started_at = now
+            delay = child.schedule_restart(now)
+            log.error("%s could not be started: %s; retrying in %.1fs", child.name, exc, delay)
         self._write_state()
 
     def _on_signal(self, signum: int) -> None:
@@ -333,8 +412,16 @@ class Supervisor:
                     child.wait(5)
             if stage:
                 log.info("%s stopped", what)
+        self._release()
+
+    def _release(self) -> None:
+        """Close what the loop held and remove run/state.json. The children have stopped by
+        now, so a failure here (the disk went read-only) is logged and the stop goes on."""
         for fd in self.heartbeats.values():
-            os.close(fd)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         self.heartbeats.clear()
         if self.pinger is not None:
             self.pinger.close()
@@ -344,16 +431,31 @@ class Supervisor:
             os.unlink(self.layout.state_file)
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            log.warning("cannot remove the run state %s: %s", self.layout.state_file, exc)
 
     def _write_state(self) -> None:
-        write_state(self.layout, {
+        """Write run/state.json (for `gortms shards` and operators). A failure, such as a full
+        disk, leaves the old file in place; the loop tries again every STATE_RETRY_S."""
+        now = time.monotonic()
+        try:
+            write_state(self.layout, self._state())
+        except OSError as exc:
+            self._state_retry_at = now + STATE_RETRY_S
+            self._state_failures.failed(exc, now)
+        else:
+            self._state_retry_at = None
+            self._state_failures.succeeded()
+
+    def _state(self) -> dict[str, object]:
+        return {
             "pid": os.getpid(), "version": __version__,
             "nodeId": self.settings.general.node_id, "dataDir": self.settings.data_dir,
             "url": self.url,
             "shards": [{**c.describe(), "endpoint": self.layout.endpoints(c.index)[0]}
                        for c in self.shards],
             "gateways": [c.describe() for c in self.gateways],
-        })
+        }
 
 
 def _describe_exit(code: int) -> str:
