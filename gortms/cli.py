@@ -9,7 +9,8 @@
 Commands that run the broker or open its data are loaded by module name (like the
 supervisor starts its children), so `gortms` depends on no other package of this project.
 
-Exit codes: 0 success, 1 failure, 2 bad configuration or usage.
+Exit codes: 0 success, 1 failure, 2 bad configuration or usage (including a data dir this
+process cannot write: gortms/access.py).
 """
 
 from __future__ import annotations
