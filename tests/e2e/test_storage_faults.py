@@ -65,6 +65,16 @@ class Ledger:
         self.domain = domain
         self.acknowledged: dict[str, list[str]] = {}
 
+    def create(self, queues: list[str], group: str = "workers") -> None:
+        """The domain, its `queues`, and on each a consumer group from the start."""
+        client, base = self.client, f"/api/domains/{self.domain}/queues"
+        assert client.post("/api/domains", json={"name": self.domain}).status_code == 201
+        for queue in queues:
+            assert client.post(base, json={"name": queue}).status_code == 201
+            reply = client.post(f"{base}/{queue}/consumer-groups",
+                                json={"groupId": group, "start": "earliest"})
+            assert reply.status_code == 201, reply.text
+
     def publish(self, queue: str) -> httpx2.Response:
         ids = [f"m-{uuid.uuid4().hex}" for _ in range(BATCH)]
         reply = self.client.post(f"/api/domains/{self.domain}/queues/{queue}/messages/batch",
@@ -164,12 +174,7 @@ def test_under_the_watermark_writes_get_507_reads_and_acks_go_on_and_deleting_re
     broker: Broker = broker_factory(small_fs / "data", GORTMS_STORAGE_MINFREEBYTES="36MiB")
     with broker.client() as client:
         ledger = Ledger(client, "full")
-        assert client.post("/api/domains", json={"name": "full"}).status_code == 201
-        for queue in ("big", "small"):
-            assert client.post("/api/domains/full/queues", json={"name": queue}).status_code == 201
-            reply = client.post(f"/api/domains/full/queues/{queue}/consumer-groups",
-                                json={"groupId": "workers", "start": "earliest"})
-            assert reply.status_code == 201, reply.text
+        ledger.create(["big", "small"])  # big on shard 1, small on shard 0
         assert ledger.publish("small").status_code == 201
         assert shard_storage(client) == ["ok", "ok"]
 
@@ -256,14 +261,10 @@ def test_a_disk_filled_from_outside_fails_writes_with_507_serves_reads_and_recov
     broker: Broker = broker_factory(small_fs / "data", GORTMS_STORAGE_MINFREEBYTES="0")
     with broker.client() as client:
         ledger = Ledger(client, "outside")
-        assert client.post("/api/domains", json={"name": "outside"}).status_code == 201
         queues = spread("outside", 4)
+        ledger.create(queues)
         base = "/api/domains/outside/queues"
         for queue in queues:
-            assert client.post(base, json={"name": queue}).status_code == 201
-            reply = client.post(f"{base}/{queue}/consumer-groups",
-                                json={"groupId": "workers", "start": "earliest"})
-            assert reply.status_code == 201
             for _ in range(3):
                 assert ledger.publish(queue).status_code == 201
         pids = broker.pids()
@@ -346,11 +347,9 @@ def test_a_shard_dir_that_stops_being_writable_gives_503_naming_it_and_recovers(
     try:
         with broker.client() as client:
             ledger = Ledger(client, "perm")
-            assert client.post("/api/domains", json={"name": "perm"}).status_code == 201
             on_0, on_1 = spread("perm", 2)
+            ledger.create([on_0, on_1])
             for queue in (on_0, on_1):
-                assert client.post("/api/domains/perm/queues",
-                                   json={"name": queue}).status_code == 201
                 assert ledger.publish(queue).status_code == 201
             pids = broker.pids()
             shard_dir = data / "shards" / "1"
