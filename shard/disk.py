@@ -51,6 +51,7 @@ class DiskGuard:
         self.failure: StorageError | None = None  # why the store is read-only, if it is
         self.retry_at = 0.0  # monotonic: when to try reopening a failed store
         self.retry_s = RECOVER_FIRST_S
+        self.refused = 0  # writes refused since start, for ShardInfo (and metrics, later)
         self._statvfs_failed = False
         self.refresh()
 
@@ -95,6 +96,7 @@ class DiskGuard:
         if self.failure is not None:
             raise self.refusal()
         if self.low:
+            self.refused += 1
             raise InsufficientStorage(
                 f"shard {self.index}: free space on its disk is {mib(self.free_bytes)}, under "
                 f"storage.minFreeBytes ({self.limit}); consume and delete data, or add disk "
@@ -114,6 +116,7 @@ class DiskGuard:
         """The error for a write refused while the store is read-only."""
         error = self.failure
         assert error is not None
+        self.refused += 1
         return type(error)(f"shard {self.index} cannot write to its store ({error}); it "
                            f"serves reads and retries the store every few seconds")
 

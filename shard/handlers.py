@@ -75,7 +75,8 @@ def shard_info(state: ShardState, req: ShardInfoGet) -> ShardInfo:
         groups=sum(len(q.groups) for q in state.queues.values()), domains=len(state.domains),
         messages=sum(q.count for q in state.queues.values()), parked_fetches=state.parked,
         keys=stats["keys"], disk_bytes=stats["diskBytes"], storage=disk.state,
-        free_bytes=disk.free_bytes, min_free_bytes=disk.threshold)
+        free_bytes=disk.free_bytes, min_free_bytes=disk.threshold,
+        refused_writes=disk.refused)
 
 
 # --- the catalog (domains) ----------------------------------------------------------------------

@@ -60,6 +60,7 @@ class ShardInfo(Reply):
     storage: str = "ok"  # ok | low | full (shard/disk.py)
     free_bytes: int = -1  # on the shard's file system; -1 unknown
     min_free_bytes: int = 0  # storage.minFreeBytes, in bytes on that file system
+    refused_writes: int = 0  # refused for storage (507 or 503) since the shard started
 
 
 class DomainRecord(Reply):

@@ -190,6 +190,7 @@ def test_under_the_watermark_writes_get_507_reads_and_acks_go_on_and_deleting_re
             assert shard["storage"] == "low"
             assert shard["state"] == "serving"
             assert 0 <= shard["freeBytes"] < shard["minFreeBytes"] == 36 * 2**20
+        assert sum(s["refusedWrites"] for s in shards_report(broker)) >= 1
 
         # Every write that adds data is refused, on either shard, and changes nothing ...
         assert ledger.publish("small").status_code == 507

@@ -49,7 +49,7 @@ def test_under_the_watermark_adds_are_refused_and_the_alarm_logs_once_each_way(
         for _ in range(5):
             guard.refresh()
     guard.check_adds()
-    assert guard.state == "ok"
+    assert guard.state == "ok" and guard.refused == 5
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2, messages
     assert "shard 3: free space on /data is 10.00 MiB, under" in messages[0]
