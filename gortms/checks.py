@@ -7,8 +7,8 @@ msgspec checks types and bounds in one C pass, `fold_keys` first maps keys onto 
 canonical camelCase names case-insensitively (API.md: `groupID`, `groupId` and `groupid` are
 one key), and `explain` turns msgspec's complaint into a message that names the field.
 
-Custom types: `Duration` (Go-style text such as "500ms" or "1h30m", or a number of seconds;
-encoded back as text) and the constrained aliases below.
+Custom types: `Duration` (Go-style text such as "500ms" or "1h30m"; a bare number is refused,
+but for 0; encoded back as text) and the constrained aliases below.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ _DURATION_HINT = "a duration like \"500ms\", \"30s\", \"1h30m\" or \"0\""
 
 
 def parse_duration(value: object, where: str) -> Duration:
-    """Go-style duration ("500ms", "1h30m", "0") or a number of seconds -> Duration.
+    """Go-style duration ("500ms", "1h30m", "0") -> Duration. A number other than 0 is refused:
+    Go reads a bare number as nanoseconds and people mean seconds.
 
     Durations count whole milliseconds: a non-zero one below 1ms is refused rather than
     silently becoming "0" (none).
@@ -76,9 +77,12 @@ def _duration_seconds(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"must be {_DURATION_HINT}")
     if isinstance(value, (int, float)):
-        if not 0 <= value <= MAX_DURATION_S:  # also false for NaN
-            raise ValueError("must be from 0 to 100 years")
-        return float(value)
+        # A bare number is ambiguous (Go reads it as nanoseconds, people mean seconds): only
+        # 0, which is "none" in every unit, is taken.
+        if value == 0:
+            return 0.0
+        raise ValueError(f"must be a duration string such as \"{_as_text(value)}\" (a bare "
+                         f"number has no unit)")
     if isinstance(value, str):
         text = value.strip()
         if text == "0":
@@ -92,6 +96,13 @@ def _duration_seconds(value: object) -> float:
         if pos == len(text) and text and total <= MAX_DURATION_S:
             return total
     raise ValueError(f"must be {_DURATION_HINT}")
+
+
+def _as_text(value: float) -> str:
+    """What a number of seconds would have been as a duration string, for a hint."""
+    if not 0.001 <= value <= MAX_DURATION_S:  # also false for NaN
+        return "30s"
+    return format_duration(value)
 
 
 def format_duration(seconds: float) -> str:

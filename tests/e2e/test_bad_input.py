@@ -187,3 +187,31 @@ def test_broker_is_healthy_and_working_after_the_abuse(api, world):
     assert sent.status_code == 201
     got = api.get(f"{q}/consumer-groups/g/messages", params={"count": 10}).json()
     assert [m["payload"]["n"] for m in got["messages"]] == [1, 2]
+
+
+# --- durations are strings (API.md): a bare number is refused, not read as seconds ------------
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/queues", {"name": "t1", "config": {"ttl": 86400}}, "ttl"),
+    ("/queues", {"name": "t2", "config": {"ackTimeout": 30}}, "ackTimeout"),
+    ("/queues", {"name": "t3", "config": {"retryConfig": {"initialDelay": 1.5}}},
+     "initialDelay"),
+    ("/queues", {"name": "t4", "config": {"circuitBreakerConfig": {"openTimeout": 30}}},
+     "openTimeout"),
+    ("/queues/q/consumer-groups", {"groupId": "g2", "ttl": 3600}, "ttl"),
+    ("/queues/q/consumer-groups/g/nack", {"ids": ["x"], "delay": 5}, "delay"),
+])
+def test_a_duration_given_as_a_bare_number_is_a_400_naming_the_form(
+        api, world, path: str, body: dict, field: str) -> None:
+    before = snapshot(api, world)
+    method = api.put if path.endswith("/ttl") else api.post
+    reply = method(f"/api/domains/{world}{path}", json=body)
+    assert reply.status_code == 400, reply.text
+    message = reply.json()["message"]
+    assert field in message and "duration string such as" in message, message
+    assert snapshot(api, world) == before
+    assert api.get(f"/api/domains/{world}/queues/t1").status_code == 404
+    # The same settings as strings are taken, and "0" and 0 both mean none.
+    reply = api.put(f"/api/domains/{world}/queues/q/consumer-groups/g/ttl", json={"ttl": 0})
+    assert reply.status_code == 200, reply.text

@@ -51,10 +51,20 @@ def test_a_name_that_is_not_a_string_is_refused(value: object) -> None:
     ("500ms", 0.5), ("30s", 30.0), ("1h30m", 5400.0), ("24h", 86400.0), ("0", 0.0),
     ("1.5s", 1.5), ("2m", 120.0), ("1m30s", 90.0), ("1h0m1s", 3601.0), ("0s", 0.0),
     ("2000us", 0.002), ("1000000ns", 0.001), (".5s", 0.5), ("2h45m30.5s", 9930.5),
-    (" 30s ", 30.0), (30, 30.0), (1.5, 1.5), (0, 0.0)])
-def test_parse_duration_reads_go_durations_and_numbers_of_seconds(text: object,
-                                                                  seconds: float) -> None:
+    (" 30s ", 30.0), (0, 0.0), (0.0, 0.0)])
+def test_parse_duration_reads_go_durations_and_the_number_zero(text: object,
+                                                              seconds: float) -> None:
     assert parse_duration(text, "ttl") == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(("number", "hint"), [(86400, "24h"), (30, "30s"), (1.5, "1.5s"),
+                                              (0.0004, "30s"), (-5, "30s"),
+                                              (float("inf"), "30s"), (float("nan"), "30s")])
+def test_a_bare_number_is_refused_with_the_form_it_should_take(number: float, hint: str) -> None:
+    # Go reads a bare number as nanoseconds; people mean seconds. Neither is guessed.
+    with pytest.raises(InvalidParameter) as info:
+        parse_duration(number, "ttl")
+    assert f'ttl must be a duration string such as "{hint}"' in info.value.message
 
 
 @pytest.mark.parametrize("value", [
@@ -92,7 +102,7 @@ def test_formatted_durations_parse_back_to_the_same_millisecond() -> None:
         assert round(parse_duration(format_duration(ms / 1000), "x") * 1000) == ms
 
 
-@pytest.mark.parametrize("text", ["100us", "999us", "250000ns", 0.0004])
+@pytest.mark.parametrize("text", ["100us", "999us", "250000ns"])
 def test_a_positive_duration_under_a_millisecond_is_refused_not_made_zero(text: object) -> None:
     # "0" means "none" (API.md): a positive duration must never silently become "0".
     with pytest.raises(InvalidParameter, match="at least 1ms"):
