@@ -316,3 +316,10 @@ def test_docs_config_md_holds_the_table_the_keys_table_generates() -> None:
     assert with_reference(text) == text, "docs/CONFIG.md is stale: run `make docs`"
     for key in KEYS:
         assert f"| `{key.path}` |" in text
+
+
+def test_a_duration_setting_given_as_a_bare_number_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "supervisor:\n  hangTimeout: 10\n  stopTimeout: 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={}, path=path)
+    assert [p.split(":")[0] for p in info.value.problems] == ["supervisor.hangTimeout"]
