@@ -14,8 +14,9 @@ from gortms.errors import InvalidParameter
 from gortms.models import GroupSpec, SettleTargets, parse_start
 from gortms.partition import CATALOG_SHARD
 from gortms.protocol import (MAX_REASON, Ack, ConsumerAdd, ConsumerRemove, DomainList,
-                             GroupCreate, GroupDelete, GroupGet, GroupList, GroupListAll,
-                             GroupRequest, GroupSeek, GroupTtl, Nack, PendingGet)
+                             Extend, GroupCreate, GroupDelete, GroupGet, GroupList,
+                             GroupListAll, GroupRequest, GroupSeek, GroupTtl, Nack, PendingGet,
+                             Redrive)
 from gateway.context import Gateway
 from gateway.params import json_object, path_name, query_as, read_as, read_body
 from gateway.responses import JSON, json_response
@@ -35,8 +36,16 @@ class ConsumerBody(Struct, kw_only=True, rename="camel"):
 
 
 class NackBody(SettleTargets, frozen=True, kw_only=True):
-    delay: Duration = Duration(0.0)
+    delay: Duration | None = None  # None: the queue's retry backoff
     reason: str | None = None
+
+
+class ExtendBody(SettleTargets, frozen=True, kw_only=True):
+    by: Duration | None = None  # None: the queue's ackTimeout
+
+
+class RedriveBody(Struct, kw_only=True):
+    limit: Annotated[int, Meta(ge=1, le=10_000)] = 10_000
 
 
 class PendingQuery(Struct, kw_only=True):
@@ -133,9 +142,28 @@ class GroupsApi:
     async def nack(self, request: Request) -> Response:
         body = await read_as(request, self.gw.max_body, NackBody)
         reason = None if body.reason is None else body.reason[:MAX_REASON]
+        delay_ms = None if body.delay is None else int(body.delay * 1000)
         return json_response(await self._group_call(
-            request, Nack, ids=body.ids, positions=body.positions,
-            delay_ms=int(body.delay * 1000), reason=reason))
+            request, Nack, ids=body.ids, positions=body.positions, delay_ms=delay_ms,
+            reason=reason))
+
+    async def extend(self, request: Request) -> Response:
+        """{"ids": [...], "by"?: "5m"}: the leases of those in-flight messages run until
+        now + by (default: the queue's ackTimeout)."""
+        body = await read_as(request, self.gw.max_body, ExtendBody)
+        if body.by is not None and body.by <= 0:
+            raise InvalidParameter("by must be a positive duration, such as \"5m\"")
+        by_ms = None if body.by is None else int(body.by * 1000)
+        return json_response(await self._group_call(
+            request, Extend, ids=body.ids, positions=body.positions, by_ms=by_ms))
+
+    async def redrive(self, request: Request) -> Response:
+        """POST .../queues/{q}/dlq/redrive {"limit"?}: dead letters back to {q}, in order."""
+        domain, queue = self._where(request)
+        data = await read_body(request, self.gw.max_body)
+        body = convert(json_object(data), RedriveBody) if data.strip() else RedriveBody()
+        reply = await self.gw.queue_call(domain, queue, Redrive, limit=body.limit)
+        return _success(reply)
 
     async def pending(self, request: Request) -> Response:
         limit = query_as(request, PendingQuery).limit

@@ -14,8 +14,9 @@ import sys
 
 import uvloop
 
-from gortms.datadir import Layout
+from gortms.datadir import Layout, read_cluster
 from gortms.errors import GortmsError, StorageError
+from gortms.partition import shard_for
 from gortms.lifecycle import child_parser, start_child, tune_gc
 from shard import loader
 from shard.disk import DiskGuard
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except GortmsError as exc:
         log.critical("%s", exc)
         return 70
+    _warn_misplaced(state, layout)
     request_endpoint, event_endpoint = layout.endpoints(args.index)
     server = ShardServer(state, request_endpoint, event_endpoint, reopen=open_state)
     if disk.failure is not None:
@@ -74,6 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     tune_gc()
     uvloop.run(server.serve())
     return 0
+
+
+def _warn_misplaced(state: ShardState, layout: Layout) -> None:
+    """A queue this shard holds that placement now puts elsewhere: one named `x.dlq` created
+    before dead-letter queues were placed with their origin (gortms/partition.py)."""
+    cluster = read_cluster(layout)
+    count = int(cluster["shardCount"]) if cluster else 0
+    for domain, name in state.queues:
+        owner = shard_for(domain, name, count) if count else state.index
+        if owner != state.index:
+            log.error("queue %s/%s is stored on shard %d but placed on shard %d since "
+                      "dead-letter queues live with their origin: it cannot be reached (its "
+                      "data stays on disk until the domain is deleted)",
+                      domain, name, state.index, owner)
 
 
 if __name__ == "__main__":

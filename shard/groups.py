@@ -1,9 +1,18 @@
-"""Consumer group state: position, acks, the pending list, redelivery and parked fetches.
+"""Consumer group state: position, acks, the pending list, leases, retries and parked fetches.
 
-Durable: the group record (settings), the cursor (position, ack floor, acked ranges) and the
-delivery count of redelivered messages. Pending entries (consumer, deadline) live in memory:
-after a restart every delivered, unacknowledged message is due again, so delivery stays
-at least once without a write per delivered message.
+Durable: the group record (settings), the cursor (position, ack floor, acked ranges), one
+lease record per fetch (its deadline, consumer and positions: not one record per message), and
+for a message delivered more than once or waiting for a retry, its delivery count and retry
+time. After a restart a message whose lease has not run out is pending with that lease still
+(its consumer can ack it), one waiting for a retry waits on, and the rest of what was
+delivered and not acknowledged is due at once. Lease and retry records are lazy writes (in
+the WAL within a tick, no fsync of their own): a crash before one is written delivers its
+messages again early, which at-least-once allows.
+
+A failure (a nack, or a lease that ran out) is retried per the queue's retry config: retry n
+waits initialDelay * factor^(n-1), capped at maxDelay, or the nack's own delay; after
+maxRetries retries the message is handed to the caller as dead (`dead`) to move to {q}.dlq
+(shard/deadletters.py). With retry off it is due again at once, without limit.
 """
 
 from __future__ import annotations
@@ -18,14 +27,15 @@ from gortms.checks import Duration, format_duration
 from gortms.models import AckMode, GroupSpec, format_ts
 from gortms.protocol import Consumer, GroupInfo, PendingEntry, record_id
 from shard.acks import AckSet
-from shard.store import Store, cursor_key, group_key, pos_bytes, prefix_end, redelivery_prefix
+from shard.store import (Store, cursor_key, group_key, lease_key, lease_prefix, pos_bytes,
+                         prefix_end, redelivery_prefix)
 from shard.turn import Turn
 
 if TYPE_CHECKING:
     from shard.queues import QueueState
 
-INFLIGHT, DUE, DELAYED = 0, 1, 2
-_STATE_NAMES = {INFLIGHT: "delivered", DUE: "due", DELAYED: "delayed"}
+INFLIGHT, DUE, DELAYED, DEAD = 0, 1, 2, 3
+_STATE_NAMES = {INFLIGHT: "delivered", DUE: "due", DELAYED: "delayed", DEAD: "dead"}
 
 # (position, delivery count, record)
 Delivery = tuple[int, int, bytes]
@@ -33,18 +43,60 @@ Delivery = tuple[int, int, bytes]
 
 class Pending:
     """A delivered, unacknowledged message. `deadline_ms`: when an in-flight delivery times
-    out, or when a delayed one becomes due; `reason`: the last nack's, if it gave one."""
+    out, or when a delayed one becomes due; `reason`: the last failure's (a nack's reason, or
+    "ack timeout"); `lease`: the lease an in-flight delivery belongs to (0: none)."""
 
-    __slots__ = ("id", "consumer", "delivery_count", "deadline_ms", "state", "reason")
+    __slots__ = ("id", "consumer", "delivery_count", "deadline_ms", "state", "reason", "lease")
 
     def __init__(self, message_id: str, consumer: str, delivery_count: int, deadline_ms: int,
-                 state: int) -> None:
+                 state: int, lease: int = 0) -> None:
         self.id = message_id
         self.consumer = consumer
         self.delivery_count = delivery_count
         self.deadline_ms = deadline_ms
         self.state = state
         self.reason: str | None = None
+        self.lease = lease
+
+
+class Lease:
+    """One fetch's deliveries: its record's key, and how many of them are still in flight
+    under it (at 0 the record is deleted)."""
+
+    __slots__ = ("key", "remaining")
+
+    def __init__(self, key: bytes, remaining: int) -> None:
+        self.key = key
+        self.remaining = remaining
+
+
+def encode_lease(deadline_ms: int, consumer: str, positions: list[int]) -> bytes:
+    """[deadline, consumer, first, count, first, count, ...]: runs, as fetches deliver them."""
+    runs: list[int] = []
+    for pos in positions:
+        if runs and runs[-2] + runs[-1] == pos:
+            runs[-1] += 1
+        else:
+            runs += (pos, 1)
+    return orjson.dumps([deadline_ms, consumer, *runs])
+
+
+def decode_lease(data: bytes) -> tuple[int, str, list[int]]:
+    deadline_ms, consumer, *runs = orjson.loads(data)
+    positions = [p for i in range(0, len(runs), 2)
+                 for p in range(runs[i], runs[i] + runs[i + 1])]
+    return deadline_ms, consumer, positions
+
+
+def retry_delay_ms(config: Any, attempt: int) -> int:
+    """API.md: retry n (n = 1, 2, ...) waits initialDelay * factor^(n-1), capped at maxDelay."""
+    delay = config.initial_delay * config.factor ** (attempt - 1)
+    return int(min(delay, config.max_delay) * 1000)
+
+
+def retry_value(count: int, due_ms: int = 0) -> bytes:
+    """The R record: a delivery count, and for a message waiting for a retry, when it is due."""
+    return count.to_bytes(4, "big") + (due_ms.to_bytes(8, "big") if due_ms else b"")
 
 
 class Waiter:
@@ -63,7 +115,7 @@ class Waiter:
 class GroupState:
     __slots__ = ("queue", "name", "ack_mode", "ttl", "start", "created_ms", "last_active_ms",
                  "position", "acks", "pending", "by_id", "due", "deadlines", "delayed",
-                 "consumers", "registered", "waiters")
+                 "consumers", "registered", "waiters", "leases", "next_lease", "dead")
 
     def __init__(self, queue: QueueState, spec: GroupSpec, created_ms: int, position: int,
                  registered: list[str] | None = None) -> None:
@@ -81,9 +133,13 @@ class GroupState:
         # share an id (rare: an int for the usual case saves a list per delivery)
         self.by_id: dict[str, int | list[int]] = {}
         self.due: list[int] = []  # heap of positions due for redelivery
-        # (deadline, the positions delivered with it): one entry per fetch, in deadline order
-        self.deadlines: deque[tuple[int, list[int]]] = deque()
+        # heap of (deadline, lease, the positions delivered with it): one entry per lease
+        self.deadlines: list[tuple[int, int, list[int]]] = []
         self.delayed: list[tuple[int, int, int]] = []  # heap of (due time, position, count)
+        self.leases: dict[int, Lease] = {}
+        self.next_lease = 1
+        # Failed past maxRetries this turn: (position, reason), for the caller to dead-letter.
+        self.dead: list[tuple[int, str | None]] = []
         self.consumers: dict[str, int] = {}  # consumer -> last seen (ms)
         self.registered: list[str] = list(registered or [])
         self.waiters: deque[Waiter] = deque()
@@ -137,7 +193,7 @@ class GroupState:
         if self.ack_mode is AckMode.EXPLICIT:
             room = min(room, max_pending - len(self.pending))
         if room > 0 and self.position <= self.queue.durable:
-            out += self._deliver_new(store, consumer, room, now_ms)
+            out += self._deliver_new(store, turn, consumer, room, now_ms)
         # The position moved: written with the turn, but no fsync of its own (after a crash
         # these messages are delivered again, which at-least-once allows).
         turn.changed(self, lazy=True)
@@ -165,14 +221,39 @@ class GroupState:
             entry.consumer = consumer
             entry.deadline_ms = deadline
             entry.state = INFLIGHT
-            turn.put(rprefix + pos_bytes(pos), entry.delivery_count.to_bytes(4, "big"),
-                     lazy=True)
+            turn.put(rprefix + pos_bytes(pos), retry_value(entry.delivery_count), lazy=True)
             out.append((pos, entry.delivery_count, record))
         if out:
-            self.deadlines.append((deadline, [pos for pos, _, _ in out]))
+            self._lease(turn, consumer, deadline, [pos for pos, _, _ in out])
         return out
 
-    def _deliver_new(self, store: Store, consumer: str, room: int, now_ms: int
+    def _lease(self, turn: Turn, consumer: str, deadline: int, positions: list[int]) -> None:
+        """The in-flight entries at `positions` are leased to `consumer` until `deadline`:
+        one record for all of them."""
+        seq = self.next_lease
+        self.next_lease += 1
+        key = lease_key(self.queue.qid, self.name, seq)
+        turn.put(key, encode_lease(deadline, consumer, positions), lazy=True)
+        self.leases[seq] = Lease(key, len(positions))
+        heapq.heappush(self.deadlines, (deadline, seq, positions))
+        pending = self.pending
+        for pos in positions:
+            pending[pos].lease = seq
+
+    def _unlease(self, entry: Pending, turn: Turn) -> None:
+        """`entry` is no longer in flight under its lease; the last one out deletes it."""
+        seq = entry.lease
+        if not seq:
+            return
+        entry.lease = 0
+        lease = self.leases.get(seq)
+        if lease is not None:
+            lease.remaining -= 1
+            if lease.remaining <= 0:
+                del self.leases[seq]
+                turn.delete(lease.key, lazy=True)
+
+    def _deliver_new(self, store: Store, turn: Turn, consumer: str, room: int, now_ms: int
                      ) -> list[Delivery]:
         queue = self.queue
         if self.position < queue.first:  # those messages are gone: nothing to deliver or ack
@@ -203,7 +284,7 @@ class GroupState:
             self.position = end
         if explicit:
             if delivered:
-                self.deadlines.append((deadline, delivered))
+                self._lease(turn, consumer, deadline, delivered)
         else:
             self.acks.advance(self.position)
         return out
@@ -223,6 +304,7 @@ class GroupState:
         entry = self.pending.pop(pos, None)
         if entry is None:
             return None
+        self._unlease(entry, turn)
         held = self.by_id.get(entry.id)
         if held == pos:
             del self.by_id[entry.id]
@@ -231,7 +313,7 @@ class GroupState:
             if len(held) == 1:
                 self.by_id[entry.id] = held[0]
         self.acks.add(pos)
-        if entry.delivery_count > 1:
+        if entry.delivery_count > 1 or entry.state == DELAYED:
             turn.delete(redelivery_prefix(self.queue.qid, self.name) + pos_bytes(pos),
                         lazy=True)
         return entry
@@ -273,38 +355,90 @@ class GroupState:
             turn.changed(self, lazy=not self.queue.config.is_persistent)
         return len(found), unknown
 
-    def nack(self, ids: list[str], positions: list[int], delay_ms: int, now_ms: int,
+    def nack(self, ids: list[str], positions: list[int], delay_ms: int | None, now_ms: int,
              turn: Turn, reason: str | None = None) -> tuple[int, list[Any]]:
-        """Make messages deliverable again, at once or after `delay_ms`."""
+        """A failure of the in-flight messages named: retried per the queue's retry config,
+        after `delay_ms` if given (see the module doc). A nack of a message already waiting
+        for its redelivery only moves its time."""
         self.last_active_ms = now_ms
         found, unknown = self._resolve(ids, positions)
         for pos in found:
             entry = self.pending[pos]
+            if entry.state == INFLIGHT:
+                self._fail(pos, entry, now_ms, turn, delay_ms, reason)
+                continue
             entry.reason = reason
-            if entry.state == DUE:
+            if entry.state == DUE and not delay_ms:
                 continue  # already waiting for redelivery: once is enough
-            if delay_ms > 0:
-                entry.state = DELAYED
-                entry.deadline_ms = now_ms + delay_ms
-                heapq.heappush(self.delayed, (entry.deadline_ms, pos, entry.delivery_count))
-            else:
+            if delay_ms:
+                self._delay(pos, entry, now_ms + delay_ms, turn)
+            elif entry.state == DELAYED:
                 self._make_due(pos, entry)
         turn.changed(self, lazy=True)
         return len(found), unknown
 
-    def expire(self, now_ms: int) -> bool:
-        """Deliveries past their ack deadline, and delays that ran out, become due. Any?"""
+    def _fail(self, pos: int, entry: Pending, now_ms: int, turn: Turn, delay_ms: int | None,
+              reason: str | None) -> None:
+        """An in-flight delivery failed: retry it (now, or after a delay), or, past its
+        queue's maxRetries, hand it over as dead."""
+        self._unlease(entry, turn)
+        entry.reason = reason
+        config = self.queue.config
+        if config.retry_enabled:
+            retry = config.retry_config
+            if entry.delivery_count > retry.max_retries:
+                entry.state = DEAD
+                self.dead.append((pos, reason))
+                return
+            if delay_ms is None:
+                delay_ms = retry_delay_ms(retry, entry.delivery_count)
+        # Recorded either way, so a restart does not take its old lease for a live one.
+        self._delay(pos, entry, now_ms + (delay_ms or 0), turn)
+        if not delay_ms:
+            self._make_due(pos, entry)
+
+    def _delay(self, pos: int, entry: Pending, due_ms: int, turn: Turn) -> None:
+        self._unlease(entry, turn)
+        entry.state = DELAYED
+        entry.deadline_ms = due_ms
+        heapq.heappush(self.delayed, (due_ms, pos, entry.delivery_count))
+        turn.put(redelivery_prefix(self.queue.qid, self.name) + pos_bytes(pos),
+                 retry_value(entry.delivery_count, due_ms), lazy=True)
+
+    def extend(self, ids: list[str], positions: list[int], by_ms: int, now_ms: int,
+               turn: Turn) -> tuple[int, list[Any], int]:
+        """Lengthen the leases of in-flight messages to now + `by_ms`: (how many, what named
+        nothing in flight, the new deadline)."""
+        self.last_active_ms = now_ms
+        found, unknown = self._resolve(ids, positions)
+        deadline = now_ms + by_ms
+        by_consumer: dict[str, list[int]] = {}
+        for pos in found:
+            entry = self.pending[pos]
+            if entry.state != INFLIGHT:
+                unknown.append(pos if pos in positions else entry.id)
+                continue
+            self._unlease(entry, turn)
+            entry.deadline_ms = deadline
+            by_consumer.setdefault(entry.consumer, []).append(pos)
+        for consumer, leased in by_consumer.items():
+            self._lease(turn, consumer, deadline, leased)
+        return sum(map(len, by_consumer.values())), unknown, deadline
+
+    def expire(self, now_ms: int, turn: Turn) -> bool:
+        """Deliveries past their lease fail (retried, or dead past maxRetries); delays that
+        ran out become due. Any due now?"""
         became_due = False
         deadlines = self.deadlines
         while deadlines and deadlines[0][0] <= now_ms:
-            deadline, positions = deadlines.popleft()
+            deadline, _, positions = heapq.heappop(deadlines)
             for pos in positions:
                 entry = self.pending.get(pos)
-                # A stale entry (acked, nacked, or delivered again since) has moved on.
+                # A stale entry (acked, nacked, extended or delivered again since) moved on.
                 if entry is not None and entry.state == INFLIGHT \
                         and entry.deadline_ms == deadline:
-                    self._make_due(pos, entry)
-                    became_due = True
+                    self._fail(pos, entry, now_ms, turn, None, "ack timeout")
+                    became_due |= entry.state == DUE
         while self.delayed and self.delayed[0][0] <= now_ms:
             _, pos, count = heapq.heappop(self.delayed)
             entry = self.pending.get(pos)
@@ -316,10 +450,11 @@ class GroupState:
     def has_timers(self) -> bool:
         return bool(self.deadlines or self.delayed)
 
-    def release_consumer(self, consumer: str) -> None:
-        """A consumer left: what it holds becomes due for the others."""
+    def release_consumer(self, consumer: str, turn: Turn, now_ms: int) -> None:
+        """A consumer left: what it holds becomes due for the others (not a failure)."""
         for pos, entry in self.pending.items():
             if entry.consumer == consumer and entry.state == INFLIGHT:
+                self._delay(pos, entry, now_ms, turn)
                 self._make_due(pos, entry)
 
     def _make_due(self, pos: int, entry: Pending) -> None:
@@ -345,23 +480,56 @@ class GroupState:
         self.due.clear()
         self.deadlines.clear()
         self.delayed.clear()
-        prefix = redelivery_prefix(self.queue.qid, self.name)
-        turn.delete_range(prefix, prefix_end(prefix))
+        self.leases.clear()
+        self.dead.clear()
+        for prefix in (redelivery_prefix(self.queue.qid, self.name),
+                       lease_prefix(self.queue.qid, self.name)):
+            turn.delete_range(prefix, prefix_end(prefix))
         turn.changed(self)
 
     def restore_pending(self, positions: list[int], records: list[bytes | None],
-                        counts: dict[int, int]) -> None:
-        """After a restart: unacknowledged deliveries are due again, with their counts."""
+                        retries: dict[int, tuple[int, int]],
+                        leased: dict[int, tuple[int, int, str]]) -> None:
+        """After a restart, the unacknowledged deliveries: waiting for their retry if one was
+        recorded (`retries`: position -> (delivery count, due time; a past one for a failure
+        retried at once)), else in flight under their lease if one was (`leased`: position ->
+        (lease, deadline, consumer)), else due."""
         for pos, record in zip(positions, records):
             if record is None:
                 self.acks.add(pos)
                 continue
             message_id = record_id(record)
-            self.pending[pos] = Pending(message_id, "", counts.get(pos, 1), 0, DUE)
+            count, due_ms = retries.get(pos, (1, 0))
+            lease = leased.get(pos)
+            if due_ms:  # failed since its lease was written (a redelivery rewrites the record)
+                entry = Pending(message_id, "", count, due_ms, DELAYED)
+                self.delayed.append((due_ms, pos, count))
+            elif lease is not None:
+                seq, deadline, consumer = lease
+                entry = Pending(message_id, consumer, count, deadline, INFLIGHT, seq)
+            else:
+                entry = Pending(message_id, "", count, 0, DUE)
+                self.due.append(pos)
+            self.pending[pos] = entry
             if self.by_id.setdefault(message_id, pos) != pos:
                 self._share_id(message_id, pos)
-            self.due.append(pos)
         heapq.heapify(self.due)
+        heapq.heapify(self.delayed)
+
+    def restore_leases(self, leases: dict[int, tuple[bytes, int, list[int]]], turn: Turn
+                       ) -> None:
+        """After `restore_pending`: the leases that still hold an in-flight entry, each
+        with its deadline; the records of the others are deleted."""
+        for seq, (key, deadline, positions) in leases.items():
+            held = [p for p in positions if (e := self.pending.get(p)) is not None
+                    and e.lease == seq]
+            if held:
+                self.leases[seq] = Lease(key, len(held))
+                self.deadlines.append((deadline, seq, held))
+            else:
+                turn.delete(key, lazy=True)
+            self.next_lease = max(self.next_lease, seq + 1)
+        heapq.heapify(self.deadlines)
 
     # --- views --------------------------------------------------------------------------------
 

@@ -25,17 +25,18 @@ from gortms.models import GroupSpec, format_ts, parse_start, parse_ts
 from gortms.protocol import (Ack, Acked, CatalogEvent, ConsumerAdd, ConsumerRemove, Deleted,
                              DomainCounts, DomainCreate, DomainDelete, DomainDrop, DomainGet,
                              DomainList, DomainRecord, DomainStats, DomainStatsGet, Domains,
-                             Dropped, GroupCreate, GroupCreated, GroupDelete, GroupGet, GroupInfo,
-                             GroupList, GroupListAll, GroupRequest, GroupSeek, GroupTtl, Groups,
-                             Nack, Nacked, PendingGet, PendingList, Ping, Pong, Publish,
-                             Published, QueueCreate, QueueDelete, QueueGet, QueueInfo, QueueList,
-                             QueueRequest, Queues, Reply, Request, ShardInfo, ShardInfoGet,
-                             encode_body, record_ts, ts_bytes, unstamped_id)
+                             Dropped, Extend, Extended, GroupCreate, GroupCreated, GroupDelete,
+                             GroupGet, GroupInfo, GroupList, GroupListAll, GroupRequest,
+                             GroupSeek, GroupTtl, Groups, Nack, Nacked, PendingGet, PendingList,
+                             Ping, Pong, Publish, Published, QueueCreate, QueueDelete, QueueGet,
+                             QueueInfo, QueueList, QueueRequest, Queues, Redrive, Redriven, Reply,
+                             Request, ShardInfo, ShardInfoGet, encode_body, record_ts, ts_bytes,
+                             unstamped_id)
 from gortms.schema import check_schema
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.state import ShardState
-from shard import chunks
+from shard import chunks, deadletters
 from shard.store import domain_key, drop_group, prefix_end
 
 Handler = Callable[[ShardState, Any], Reply | bytes]
@@ -333,7 +334,7 @@ def consumer_remove(state: ShardState, req: ConsumerRemove) -> GroupInfo:
     if consumer in group.registered:
         group.registered.remove(consumer)
         group.write_record(state.turn)
-    group.release_consumer(consumer)
+    group.release_consumer(consumer, state.turn, state.now_ms)
     state.settled.add(group)  # what it held is due again: a parked fetch can take it
     return group.info()
 
@@ -350,10 +351,24 @@ def nack(state: ShardState, req: Nack) -> Nacked:
     group = group_of(state, req)
     nacked, unknown = group.nack(req.ids, req.positions, req.delay_ms, state.now_ms,
                                  state.turn, req.reason)
+    dead = deadletters.move(state, group) if group.dead else 0
     state.track_timers(group)
     if nacked:
         state.settled.add(group)  # due again at once: a parked fetch can take it
-    return Nacked(nacked=nacked, unknown=unknown)
+    return Nacked(nacked=nacked, unknown=unknown, dead_lettered=dead)
+
+
+def extend(state: ShardState, req: Extend) -> Extended:
+    group = group_of(state, req)
+    by_ms = req.by_ms or int(group.queue.config.ack_timeout * 1000)
+    extended, unknown, deadline = group.extend(req.ids, req.positions, by_ms, state.now_ms,
+                                               state.turn)
+    state.track_timers(group)
+    return Extended(extended=extended, unknown=unknown, deadline=format_ts(deadline))
+
+
+def redrive(state: ShardState, req: Redrive) -> Redriven:
+    return Redriven(redriven=deadletters.redrive(state, queue_of(state, req), req.limit))
 
 
 def pending(state: ShardState, req: PendingGet) -> PendingList:
@@ -388,4 +403,6 @@ HANDLERS: dict[type[Request], Handler] = {
     Ack: ack,
     Nack: nack,
     PendingGet: pending,
+    Extend: extend,
+    Redrive: redrive,
 }

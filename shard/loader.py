@@ -1,13 +1,15 @@
 """Rebuild a shard's memory from its database at start: catalog, queues, groups, pending.
 
 `read_queue`, `read_groups` and `redelivery_counts` only read, so `gortms inspect` uses them
-on a read-only store. Whatever was delivered and not acknowledged before the restart is due
-again at once, with the delivery count that was recorded for it.
+on a read-only store. Whatever was delivered and not acknowledged before the restart is
+pending again with the delivery count recorded for it: in flight while its lease lasts,
+waiting while its retry is not due, due at once otherwise (shard/groups.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 import msgspec
@@ -17,12 +19,12 @@ from gortms.checks import Duration, convert
 from gortms.errors import StorageError
 from gortms.models import AckMode, GroupSpec, QueueConfig, parse_start
 from gortms.protocol import DomainRecord, Published
-from shard import chunks
-from shard.groups import GroupState
+from shard import chunks, deadletters
+from shard.groups import DELAYED, DUE, INFLIGHT, GroupState, decode_lease
 from shard.queues import QueueState
 from shard.state import ShardState
 from shard.store import (Store, counter_key, counters_key, cursor_key, dedup_prefix, group_key,
-                         prefix_end, redelivery_prefix)
+                         lease_prefix, prefix_end, redelivery_prefix)
 
 log = logging.getLogger(__name__)
 
@@ -104,26 +106,56 @@ def read_groups(store: Store, queue: QueueState) -> list[GroupState]:
     return groups
 
 
-def redelivery_counts(store: Store, group: GroupState) -> dict[int, int]:
-    """Position -> delivery count, for the group's messages delivered more than once."""
+def retry_records(store: Store, group: GroupState) -> dict[int, tuple[int, int]]:
+    """Position -> (delivery count, retry time or 0), for the group's messages delivered more
+    than once or waiting for a retry."""
     prefix = redelivery_prefix(group.queue.qid, group.name)
-    return {position_of(k): int.from_bytes(v, "big")
+    return {position_of(k): (int.from_bytes(v[:4], "big"), int.from_bytes(v[4:12], "big"))
             for k, v in store.scan(prefix, prefix_end(prefix))}
 
 
+def redelivery_counts(store: Store, group: GroupState) -> dict[int, int]:
+    """Position -> delivery count, for the group's messages delivered more than once."""
+    return {pos: count for pos, (count, _) in retry_records(store, group).items()}
+
+
+def read_leases(store: Store, group: GroupState) -> dict[int, tuple[bytes, int, str, list[int]]]:
+    """Lease -> (its key, deadline, consumer, positions), as recorded."""
+    prefix = lease_prefix(group.queue.qid, group.name)
+    return {int.from_bytes(key[-8:], "big"): (key, *decode_lease(value))
+            for key, value in store.scan(prefix, prefix_end(prefix))}
+
+
 def _restore_pending(state: ShardState, group: GroupState) -> None:
-    """Positions delivered (below the position) but not acknowledged are pending again."""
+    """Positions delivered (below the position) but not acknowledged are pending again:
+    under their lease while it lasts, waiting for their retry, or due at once."""
     queue = group.queue
-    counts = redelivery_counts(state.store, group)
+    retries = retry_records(state.store, group)
+    leases = read_leases(state.store, group)
+    leased: dict[int, tuple[int, int, str]] = {}
+    for seq in sorted(leases):  # a later lease (an extension, a redelivery) wins
+        _, deadline, consumer, positions = leases[seq]
+        for pos in positions:
+            leased[pos] = (seq, deadline, consumer)
     unacked = list(group.acks.gaps(group.position))
     for i in range(0, len(unacked), _READ_CHUNK):
         chunk = unacked[i:i + _READ_CHUNK]
         records = queue.read_positions(state.store, chunk)
-        group.restore_pending(chunk, records, counts)
+        group.restore_pending(chunk, records, retries, leased)
+    group.restore_leases({seq: (key, deadline, positions)
+                          for seq, (key, deadline, _, positions) in leases.items()}, state.turn)
+    # Leases that ran out while the shard was down fail now, as the timer would have failed
+    # them (retried, or dead-lettered past maxRetries).
+    group.expire(state.now_ms, state.turn)
+    if group.dead:
+        deadletters.move(state, group)
+    state.track_timers(group)
     if unacked:
         state.turn.changed(group, lazy=True)
-        log.info("group %s/%s/%s: %d unacknowledged deliveries are due again", queue.domain,
-                 queue.name, group.name, len(group.pending))
+        states = Counter(entry.state for entry in group.pending.values())
+        log.info("group %s/%s/%s: %d unacknowledged deliveries: %d still leased, %d waiting "
+                 "for a retry, %d due again", queue.domain, queue.name, group.name,
+                 len(group.pending), states[INFLIGHT], states[DELAYED], states[DUE])
 
 
 def _load_dedup(state: ShardState, queue: QueueState) -> None:

@@ -38,7 +38,7 @@ from gortms.protocol import (Cancel, Deliveries, DomainGet, DomainList, DomainSt
                              GroupGet, GroupList, GroupListAll, PendingGet, Ping, ProtocolError,
                              QueueGet, QueueList, Request, ShardInfoGet, decode_request,
                              decode_requests, encode_event, encode_replies, failed, ok)
-from shard import handlers
+from shard import deadletters, handlers
 from shard.groups import Delivery, GroupState, Waiter
 from shard.state import ShardState
 
@@ -474,7 +474,10 @@ class ShardServer:
             self._check_readable()
             return
         for group in list(state.timed_groups):
-            if group.expire(state.now_ms) and group.waiters:
+            due = group.expire(state.now_ms, state.turn)
+            if group.dead:  # leases ran out past maxRetries
+                deadletters.move(state, group)
+            if due and group.waiters:
                 self._wake(group)
             if not group.has_timers():
                 state.timed_groups.discard(group)

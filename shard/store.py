@@ -12,7 +12,9 @@ byte order equals numeric order, and a queue's keys share a prefix so a range co
                             (shard/chunks.py; gortms.protocol's stored-record layout)
     G<qid:4><group>         consumer group record, JSON
     K<qid:4><group>         consumer group cursor: position, ack floor, acked ranges
-    R<qid:4><group>\\0<pos:8> delivery count of a redelivered message
+    R<qid:4><group>\\0<pos:8> delivery count of a redelivered message, and its retry time
+                            while it waits for one
+    E<qid:4><group>\\0<lease:8> a lease: one fetch's deadline, consumer and positions (runs)
     I<qid:4><key>           Idempotency-Key -> expiry and original reply
 
 Queue ids are never reused, so dropping a queue is a few range deletes and a queue created
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from typing import Iterator, Protocol
 
-QUEUE_KINDS = (b"M", b"G", b"K", b"R", b"I")
+QUEUE_KINDS = (b"M", b"G", b"K", b"R", b"E", b"I")
 
 
 class Batch(Protocol):
@@ -95,6 +97,14 @@ def redelivery_prefix(qid: int, group: str) -> bytes:
     return b"R" + qid_bytes(qid) + group.encode() + b"\0"
 
 
+def lease_prefix(qid: int, group: str) -> bytes:
+    return b"E" + qid_bytes(qid) + group.encode() + b"\0"
+
+
+def lease_key(qid: int, group: str, lease: int) -> bytes:
+    return lease_prefix(qid, group) + lease.to_bytes(8, "big")
+
+
 def dedup_prefix(qid: int) -> bytes:
     return b"I" + qid_bytes(qid)
 
@@ -118,5 +128,5 @@ def drop_queue(batch: Batch, qid: int, domain: str, queue: str) -> None:
 def drop_group(batch: Batch, qid: int, group: str) -> None:
     batch.delete(group_key(qid, group))
     batch.delete(cursor_key(qid, group))
-    prefix = redelivery_prefix(qid, group)
-    batch.delete_range(prefix, prefix_end(prefix))
+    for prefix in (redelivery_prefix(qid, group), lease_prefix(qid, group)):
+        batch.delete_range(prefix, prefix_end(prefix))

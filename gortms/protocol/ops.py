@@ -24,7 +24,8 @@ __all__ = [
     "DomainList", "DomainDelete", "DomainDrop", "DomainStatsGet", "GroupListAll", "QueueList",
     "QueueRequest", "QueueCreate", "QueueGet", "QueueDelete", "Publish", "GroupCreate",
     "GroupList", "GroupRequest", "GroupGet", "GroupDelete", "GroupSeek", "GroupTtl", "ConsumerAdd",
-    "ConsumerRemove", "Fetch", "Cancel", "Ack", "Nack", "PendingGet", "AnyRequest",
+    "ConsumerRemove", "Fetch", "Cancel", "Ack", "Nack", "PendingGet", "Extend", "Extended",
+    "Redrive", "Redriven", "AnyRequest",
 ]
 
 MAX_FETCH = 10_000
@@ -167,6 +168,17 @@ class Acked(Reply):
 class Nacked(Reply):
     nacked: int
     unknown: list[str | int]
+    dead_lettered: int = 0  # of them, moved to {q}.dlq (retries used up)
+
+
+class Extended(Reply):
+    extended: int
+    unknown: list[str | int]
+    deadline: str  # the new deadline of the extended leases
+
+
+class Redriven(Reply):
+    redriven: int
 
 
 class PendingEntry(Reply):
@@ -360,8 +372,20 @@ class Nack(GroupRequest, tag="nack"):
     reply = Nacked
     ids: list[str] = []
     positions: list[Position] = []
-    delay_ms: Annotated[int, Meta(ge=0)] = 0
+    delay_ms: Annotated[int, Meta(ge=0)] | None = None  # None: the queue's retry backoff
     reason: Annotated[str, Meta(max_length=MAX_REASON)] | None = None
+
+
+class Extend(GroupRequest, tag="extend"):
+    reply = Extended
+    ids: list[str] = []
+    positions: list[Position] = []
+    by_ms: Annotated[int, Meta(ge=1)] | None = None  # None: the queue's ackTimeout
+
+
+class Redrive(QueueRequest, tag="redrive"):
+    reply = Redriven
+    limit: Annotated[int, Meta(ge=1, le=10_000)] = 10_000
 
 
 class PendingGet(GroupRequest, tag="pending"):
@@ -373,5 +397,5 @@ AnyRequest = Union[
     Ping, ShardInfoGet, DomainCreate, DomainGet, DomainList, DomainDelete, DomainDrop,
     DomainStatsGet, GroupListAll, QueueList, QueueCreate, QueueGet, QueueDelete, Publish,
     GroupCreate, GroupList, GroupGet, GroupDelete, GroupSeek, GroupTtl, ConsumerAdd,
-    ConsumerRemove, Fetch, Cancel, Ack, Nack, PendingGet,
+    ConsumerRemove, Fetch, Cancel, Ack, Nack, PendingGet, Extend, Redrive,
 ]

@@ -17,7 +17,7 @@ PINNED = [
     ("payments", "q1", 16, 13),
     ("d", "q", 4, 0),
     ("shop", "emails", 256, 142),
-    ("shop", "emails.dlq", 7, 3),
+    ("shop", "emails.dlq", 7, 2),  # with its origin "emails" (dead letters move in one batch)
     ("analytics", "clicks:eu-west-1", 5, 4),
     ("a", "b", 1, 0),
 ]

@@ -14,7 +14,7 @@ import pytest
 from gortms.checks import to_builtins
 from gortms.models import AckMode, GroupSpec, QueueConfig
 from gortms.protocol import encode_message, record_id, record_to_dict, ts_bytes
-from shard import chunks
+from shard import chunks, loader
 from shard.groups import Delivery, GroupState
 from shard.memory import MemoryStore
 from shard.queues import QueueState
@@ -77,6 +77,17 @@ class World:
         turn.commit()
         return out
 
+    def release(self, group: GroupState, consumer: str, now_ms: int) -> None:
+        turn = Turn(self.store)
+        group.release_consumer(consumer, turn, now_ms)
+        turn.commit()
+
+    def expire(self, group: GroupState, now_ms: int) -> bool:
+        turn = Turn(self.store)
+        out = group.expire(now_ms, turn)
+        turn.commit()
+        return out
+
     def nack(self, group: GroupState, ids: list[str], positions: list[int], delay_ms: int,
              now_ms: int, reason: str | None = None) -> tuple[int, list]:
         turn = Turn(self.store)
@@ -103,7 +114,7 @@ class World:
 
     def redelivery_counts(self, group: GroupState) -> dict[int, int]:
         prefix = redelivery_prefix(QID, group.name)
-        return {int.from_bytes(k[-8:], "big"): int.from_bytes(v, "big")
+        return {int.from_bytes(k[-8:], "big"): int.from_bytes(v[:4], "big")
                 for k, v in self.store.scan(prefix, prefix_end(prefix))}
 
 
@@ -281,7 +292,7 @@ def test_an_acked_message_is_not_redelivered_after_its_deadline() -> None:
     group = world.group()
     world.fetch(group, now_ms=T0)
     world.ack(group, ids=["m1"])
-    assert group.expire(T0 + ACK_TIMEOUT_MS) is True
+    assert world.expire(group, T0 + ACK_TIMEOUT_MS) is True
     assert positions(world.fetch(group, "c2", now_ms=T0 + ACK_TIMEOUT_MS)) == [2]
 
 
@@ -337,9 +348,9 @@ def test_a_nack_with_delay_becomes_due_only_after_the_delay() -> None:
     world.fetch(group)
     world.nack(group, ["m1"], [], 5_000, T0 + 100)
     assert world.fetch(group, now_ms=T0 + 100) == []
-    assert group.expire(T0 + 5_099) is False
+    assert world.expire(group, T0 + 5_099) is False
     assert world.fetch(group, now_ms=T0 + 5_099) == []
-    assert group.expire(T0 + 5_100) is True
+    assert world.expire(group, T0 + 5_100) is True
     out = world.fetch(group, "c2", now_ms=T0 + 5_100)
     assert positions(out) == [1] and counts(out) == [2]
 
@@ -359,9 +370,9 @@ def test_an_unacked_message_is_redelivered_after_its_ack_timeout() -> None:
     world.publish(1)
     group = world.group()
     world.fetch(group, "c1", now_ms=T0)
-    assert group.expire(T0 + ACK_TIMEOUT_MS - 1) is False
+    assert world.expire(group, T0 + ACK_TIMEOUT_MS - 1) is False
     assert world.fetch(group, "c2", now_ms=T0 + ACK_TIMEOUT_MS - 1) == []
-    assert group.expire(T0 + ACK_TIMEOUT_MS) is True
+    assert world.expire(group, T0 + ACK_TIMEOUT_MS) is True
     out = world.fetch(group, "c2", now_ms=T0 + ACK_TIMEOUT_MS)
     assert positions(out) == [1] and counts(out) == [2]
 
@@ -371,8 +382,8 @@ def test_the_ack_timeout_comes_from_the_queue_config() -> None:
     world.publish(1)
     group = world.group()
     world.fetch(group, now_ms=T0)
-    assert group.expire(T0 + 1_499) is False
-    assert group.expire(T0 + 1_500) is True
+    assert world.expire(group, T0 + 1_499) is False
+    assert world.expire(group, T0 + 1_500) is True
 
 
 def test_a_redelivered_message_gets_a_fresh_deadline() -> None:
@@ -380,11 +391,11 @@ def test_a_redelivered_message_gets_a_fresh_deadline() -> None:
     world.publish(1)
     group = world.group()
     world.fetch(group, now_ms=T0)
-    group.expire(T0 + ACK_TIMEOUT_MS)
+    world.expire(group, T0 + ACK_TIMEOUT_MS)
     later = T0 + ACK_TIMEOUT_MS + 500
     world.fetch(group, "c2", now_ms=later)
-    assert group.expire(later + ACK_TIMEOUT_MS - 1) is False
-    assert group.expire(later + ACK_TIMEOUT_MS) is True
+    assert world.expire(group, later + ACK_TIMEOUT_MS - 1) is False
+    assert world.expire(group, later + ACK_TIMEOUT_MS) is True
     assert counts(world.fetch(group, "c3", now_ms=later + ACK_TIMEOUT_MS)) == [3]
 
 
@@ -394,7 +405,7 @@ def test_a_nacked_message_is_redelivered_once_even_after_its_old_deadline_passes
     group = world.group()
     world.fetch(group, now_ms=T0)
     world.nack(group, ["m1"], [], 0, T0)
-    group.expire(T0 + ACK_TIMEOUT_MS)
+    world.expire(group, T0 + ACK_TIMEOUT_MS)
     assert positions(world.fetch(group, now_ms=T0 + ACK_TIMEOUT_MS)) == [1]
     assert world.fetch(group, now_ms=T0 + ACK_TIMEOUT_MS) == []
 
@@ -416,7 +427,7 @@ def test_a_late_nack_of_a_timed_out_message_does_not_deliver_it_twice() -> None:
     world.publish(1)
     group = world.group()
     world.fetch(group, "c1", now_ms=T0)
-    group.expire(T0 + ACK_TIMEOUT_MS)  # c1 was too slow: the message is due again
+    world.expire(group, T0 + ACK_TIMEOUT_MS)  # c1 was too slow: the message is due again
     world.nack(group, [], [1], 0, T0 + ACK_TIMEOUT_MS + 1)  # then c1 gives it up
     out = world.fetch(group, "c2", count=10, now_ms=T0 + ACK_TIMEOUT_MS + 1)
     assert positions(out) == [1]
@@ -427,7 +438,7 @@ def test_a_timed_out_message_acked_before_redelivery_is_not_redelivered() -> Non
     world.publish(1)
     group = world.group()
     world.fetch(group, now_ms=T0)
-    group.expire(T0 + ACK_TIMEOUT_MS)
+    world.expire(group, T0 + ACK_TIMEOUT_MS)
     assert world.ack(group, ids=["m1"]) == (1, [])
     assert world.fetch(group, now_ms=T0 + ACK_TIMEOUT_MS) == []
     assert group.acks.floor == 2
@@ -465,7 +476,7 @@ def test_a_released_consumers_messages_go_to_the_others() -> None:
     group = world.group()
     world.fetch(group, "c1", count=3)
     world.fetch(group, "c2", count=2)
-    group.release_consumer("c1")
+    world.release(group, "c1", T0)
     out = world.fetch(group, "c2", count=10)
     assert positions(out) == [1, 2, 3] and counts(out) == [2, 2, 2]
     assert Counter(e.consumer for e in group.pending.values()) == {"c2": 5}
@@ -477,7 +488,7 @@ def test_releasing_a_consumer_leaves_its_delayed_messages_delayed() -> None:
     group = world.group()
     world.fetch(group, "c1")
     world.nack(group, ["m1"], [], 10_000, T0)
-    group.release_consumer("c1")
+    world.release(group, "c1", T0)
     assert world.fetch(group, "c2", now_ms=T0 + 1) == []
 
 
@@ -518,7 +529,7 @@ def test_auto_ack_mode_leaves_nothing_pending_and_advances_the_ack_floor() -> No
     assert group.pending == {}
     assert group.acks.floor == 4
     assert world.ack(group, ids=["m1"]) == (0, ["m1"])
-    assert group.expire(T0 + 10 * ACK_TIMEOUT_MS) is False
+    assert world.expire(group, T0 + 10 * ACK_TIMEOUT_MS) is False
     assert positions(world.fetch(group, "c2", count=10)) == [4, 5]
     assert group.acks.floor == 6
 
@@ -546,7 +557,7 @@ def test_seek_resets_position_and_pending() -> None:
     assert group.position == 2
     assert group.pending == {} and group.acks.floor == 2 and group.acks.ranges() == []
     assert world.redelivery_counts(group) == {}
-    assert group.expire(T0 + 10 * ACK_TIMEOUT_MS) is False
+    assert world.expire(group, T0 + 10 * ACK_TIMEOUT_MS) is False
     out = world.fetch(group, count=10)
     assert positions(out) == [2, 3, 4, 5, 6] and set(counts(out)) == {1}
 
@@ -638,7 +649,8 @@ def _restart(world: World, group: GroupState) -> GroupState:
     fresh.restore_cursor(cursor)
     unacked = list(fresh.acks.gaps(fresh.position))
     records = chunks.read_positions(world.store, message_prefix(QID), unacked)
-    fresh.restore_pending(unacked, records, world.redelivery_counts(group))
+    fresh.restore_pending(unacked, records, loader.retry_records(world.store, group),
+                          {})  # leases: see test_leases.py
     world.queue.groups[group.name] = fresh
     return fresh
 
@@ -700,7 +712,7 @@ def test_a_message_is_never_held_by_two_consumers_at_once(seed: int) -> None:
         for pos, (_, deadline) in list(held.items()):
             if deadline <= now:
                 del held[pos]
-        group.expire(now)
+        world.expire(group, now)
         roll = rng.random()
         consumer = rng.choice(consumers)
         if roll < 0.15:
@@ -726,7 +738,7 @@ def test_a_message_is_never_held_by_two_consumers_at_once(seed: int) -> None:
             for pos in chosen:
                 del held[pos]
         else:
-            group.release_consumer(consumer)
+            world.release(group, consumer, now)
             for pos in [p for p, (c, _) in held.items() if c == consumer]:
                 del held[pos]
         assert set(group.pending) | acked >= set(held)
@@ -734,7 +746,7 @@ def test_a_message_is_never_held_by_two_consumers_at_once(seed: int) -> None:
     # Drain: everything published is eventually delivered and can be acked.
     for _ in range(200):
         now += 2_000
-        group.expire(now)
+        world.expire(group, now)
         out = world.fetch(group, "drain", count=50, now_ms=now, max_pending=10_000)
         world.ack(group, positions=positions(out), now_ms=now)
         if not group.pending and group.position > world.queue.last:

@@ -21,11 +21,11 @@ from gortms.errors import (ConsumerNotFound, DomainExists, DomainNotFound, Gortm
 from gortms.models import AckMode, GroupSpec, QueueConfig, format_ts
 from gortms.protocol import (Ack, Acked, AnyRequest, Cancel, CatalogEvent, ConsumerAdd,
                              ConsumerRemove, DomainCreate, DomainDelete, DomainDrop, DomainGet,
-                             DomainList, DomainRecord, DomainStatsGet, Fetch, GroupCreate,
-                             GroupDelete, GroupGet, GroupList, GroupListAll, GroupSeek,
-                             GroupTtl, Nack, PendingGet, Ping, Publish, Published, QueueCreate,
-                             QueueDelete, QueueGet, QueueList, Request, ShardInfoGet,
-                             encode_message, record_id)
+                             DomainList, DomainRecord, DomainStatsGet, Extend, Fetch,
+                             GroupCreate, GroupDelete, GroupGet, GroupList, GroupListAll,
+                             GroupSeek, GroupTtl, Nack, PendingGet, Ping, Publish, Published,
+                             QueueCreate, QueueDelete, QueueGet, QueueList, Redrive, Request,
+                             ShardInfoGet, encode_message, record_id)
 from shard import chunks, handlers
 from shard.groups import Delivery
 from shard.handlers import HANDLERS
@@ -174,7 +174,8 @@ def _sample(kind: type[Request]) -> Request:
         ConsumerAdd: ConsumerAdd(**group, consumer="c2"),
         ConsumerRemove: ConsumerRemove(**group, consumer="c1"),
         Ack: Ack(**group, ids=["m1"]), Nack: Nack(**group, ids=["m1"]),
-        PendingGet: PendingGet(**group),
+        PendingGet: PendingGet(**group), Extend: Extend(**group, ids=["m1"]),
+        Redrive: Redrive(**at()),
     }
     return samples[kind]
 
@@ -324,7 +325,7 @@ def test_a_request_of_a_newer_epoch_drops_the_older_incarnations_queue_durably(
     with pytest.raises(QueueNotFound):
         shard.call(QueueGet(**at(epoch=2)))
     assert (DOMAIN, QUEUE) not in shard.state.queues
-    assert shard.commit() == [("fsync", "GIKLMNQR")]
+    assert shard.commit() == [("fsync", "EGIKLMNQR")]
     assert [shard.keys(kind) for kind in (b"Q", b"N", b"L", b"M", b"G", b"K")] == [[]] * 6
     assert shard.announced == [CatalogEvent(kind="queue", domain=DOMAIN, queue=QUEUE)]
 
@@ -553,7 +554,7 @@ def test_a_fetch_moves_the_position_with_a_lazy_write_and_no_fsync(shard: Shard)
     shard.group()
     shard.publish(3)
     assert positions(shard.fetch(count=2)) == [1, 2]
-    assert shard.commit() == [("wal", "K")]  # after a crash these are delivered again
+    assert shard.commit() == [("wal", "EK")]  # the lease; after a crash these are delivered again
     qid = shard.state.queues[(DOMAIN, QUEUE)].qid
     position, floor, *_ = msgspec.json.decode(shard.store.get(cursor_key(qid, GROUP)))
     assert (position, floor) == (3, 1)
@@ -566,7 +567,7 @@ def test_a_redelivery_records_its_delivery_count_without_fsync(shard: Shard) -> 
     shard.do(Nack(**of_group(), ids=["m1"]))
     [(pos, count, _)] = shard.fetch()
     assert (pos, count) == (1, 2)
-    assert shard.commit() == [("wal", "KR")]
+    assert shard.commit() == [("wal", "EKR")]
     qid = shard.state.queues[(DOMAIN, QUEUE)].qid
     assert shard.store.get(redelivery_prefix(qid, GROUP) + pos_bytes(1)) == (2).to_bytes(4, "big")
 
@@ -615,7 +616,7 @@ def test_group_delete_removes_record_cursor_and_delivery_counts_durably(shard: S
     shard.fetch()
     shard.commit()
     assert shard.call(GroupDelete(**of_group())).deleted == GROUP
-    assert shard.commit() == [("fsync", "GKR")]
+    assert shard.commit() == [("fsync", "EGKR")]
     assert [shard.keys(kind) for kind in (b"G", b"K", b"R")] == [[], [], []]
     assert GROUP not in shard.state.queues[(DOMAIN, QUEUE)].groups
 
@@ -644,7 +645,7 @@ def test_group_seek_replays_from_the_target_forgetting_pending_durably(
     info = shard.call(GroupSeek(**of_group(), **seek))
     assert (info.position, info.pending, info.ack_floor) == (expected, 0, expected)
     assert info.last_activity == format_ts(T0 + 10_000)
-    assert shard.commit() == [("fsync", "KR")]  # cursor, and the delivery counts cleared
+    assert shard.commit() == [("fsync", "EKR")]  # cursor; delivery counts and leases cleared
     assert positions(shard.fetch()) == list(range(expected, 4))
 
 
@@ -676,17 +677,18 @@ def test_removing_a_registered_consumer_is_durable_and_frees_its_messages(
     shard.commit()
     info = shard.call(ConsumerRemove(**of_group(), consumer="c1"))
     assert info.consumers == [] and info.pending == 2
-    assert shard.commit() == [("fsync", "GK")]
+    assert shard.commit() == [("fsync", "EGKR")]
     assert [(pos, count) for pos, count, _ in shard.fetch("c2")] == [(1, 2), (2, 2)]
 
 
-def test_removing_a_consumer_only_seen_frees_its_messages_without_a_write(shard: Shard) -> None:
+def test_removing_a_consumer_only_seen_frees_its_messages_with_lazy_writes_only(
+        shard: Shard) -> None:
     shard.group()
     shard.publish(1)
     shard.fetch("c1")
     shard.commit()
     assert shard.call(ConsumerRemove(**of_group(), consumer="c1")).consumers == []
-    assert shard.commit() == []
+    assert shard.commit() == [("wal", "ER")]  # lease gone, retry marker: lazy
     assert positions(shard.fetch("c2")) == [1]
 
 
@@ -697,7 +699,7 @@ def test_an_ack_on_a_persistent_queue_is_fsynced_before_its_reply(shard: Shard) 
     shard.commit()
     acked = shard.call(Ack(**of_group(), ids=["m1", "m3"], positions=[2]))
     assert acked == Acked(acked=3, unknown=[])
-    assert shard.commit() == [("fsync", "K")]
+    assert shard.commit() == [("fsync", "EK")]
     assert shard.call(GroupGet(**of_group())).ack_floor == 4
 
 
@@ -708,7 +710,7 @@ def test_an_ack_on_a_non_persistent_queue_is_lazy(shard: Shard) -> None:
     shard.fetch(queue="loose")
     shard.commit()
     shard.call(Ack(**of_group(queue="loose"), ids=["m1"]))
-    assert shard.commit() == [("wal", "K")]
+    assert shard.commit() == [("wal", "EK")]
 
 
 def test_an_ack_of_nothing_pending_reports_it_unknown_and_writes_nothing(shard: Shard) -> None:
@@ -726,7 +728,7 @@ def test_a_nack_is_lazy_and_makes_the_message_due_again(shard: Shard) -> None:
     shard.commit()
     nacked = shard.call(Nack(**of_group(), ids=["m2", "nope"]))
     assert (nacked.nacked, nacked.unknown) == (1, ["nope"])
-    assert shard.commit() == [("wal", "K")]
+    assert shard.commit() == [("wal", "KR")]  # the retry record says it is no longer leased
     assert [(pos, count) for pos, count, _ in shard.fetch()] == [(2, 2)]
 
 

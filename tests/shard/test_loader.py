@@ -33,6 +33,7 @@ T0 = 1_751_193_000_000  # epoch ms
 HOUR_MS = 3_600_000
 DOMAIN, QUEUE, GROUP = "shop", "orders", "g"
 WINDOW_MS = Limits().dedup_window_ms
+AFTER_LEASES = T0 + 60_000  # every lease (ackTimeout 30s) has run out; the dedup window not
 
 
 class Shard:
@@ -246,7 +247,7 @@ def test_delivered_unacked_messages_are_due_again_with_their_delivery_counts(
     shard.do(Ack(**of_group(), ids=["m1", "m3"]))
     shard.do(Nack(**of_group(), ids=["m4"]))
     shard.fetch(count=1)  # m4 again: its delivery count, 2, is stored
-    fresh = restart(shard.store)
+    fresh = restart(shard.store, AFTER_LEASES)
     group = fresh.state.queues[(DOMAIN, QUEUE)].groups[GROUP]
     assert (group.position, sorted(group.pending)) == (6, [2, 4, 5])
     assert {(e.position, e.state, e.delivery_count) for e in group.pending_view(10)} == {
@@ -271,8 +272,8 @@ def test_two_restarts_in_a_row_count_no_delivery_that_did_not_happen(shard: Shar
     shard.fetch()
     shard.do(Nack(**of_group(), ids=["m1"]))
     shard.fetch()
-    once = restart(shard.store)
-    twice = restart(once.store)
+    once = restart(shard.store, AFTER_LEASES)
+    twice = restart(once.store, AFTER_LEASES)
     assert delivered(twice.fetch()) == [(1, 3, "m1"), (2, 2, "m2")]
 
 
@@ -282,7 +283,7 @@ def test_unacked_messages_that_are_gone_are_not_redelivered_after_a_restart(
     shard.publish(4)
     shard.fetch()
     shard.delete_messages(QUEUE, 1, 3)
-    fresh = restart(shard.store)
+    fresh = restart(shard.store, AFTER_LEASES)
     group = fresh.state.queues[(DOMAIN, QUEUE)].groups[GROUP]
     assert sorted(group.pending) == [2, 4]
     assert delivered(fresh.fetch()) == [(2, 2, "m2"), (4, 2, "m4")]
@@ -388,7 +389,7 @@ def test_everything_comes_back_from_a_rocks_store_closed_and_reopened(tmp_path: 
 
     store = RocksStore(path)
     try:
-        fresh = restart(store)
+        fresh = restart(store, AFTER_LEASES)
         assert fresh.state.domains == domains
         assert (fresh.state.next_qid, fresh.state.next_epoch) == (3, 2)
         assert {name: queue_view(q) for (_, name), q in fresh.state.queues.items()} == before
