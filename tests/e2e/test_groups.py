@@ -105,7 +105,7 @@ def test_nacked_message_is_redelivered_before_new_ones(api):
     first = consume(api, queue, "g", count=1)
     nacked = api.post(f"{queue}/consumer-groups/g/nack",
                       json={"ids": [first[0]["id"]], "reason": "try again"})
-    assert nacked.json() == {"nacked": 1, "unknown": []}
+    assert nacked.json() == {"nacked": 1, "unknown": [], "deadLettered": 0}
     second = consume(api, queue, "g", count=2)
     assert [m["position"] for m in second] == [1, 2]
     assert second[0]["deliveryCount"] == 2

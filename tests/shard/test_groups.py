@@ -11,7 +11,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from gortms.checks import to_builtins
+from gortms.checks import Duration, to_builtins
 from gortms.models import AckMode, GroupSpec, QueueConfig
 from gortms.protocol import encode_message, record_id, record_to_dict, ts_bytes
 from shard import chunks, loader
@@ -753,3 +753,24 @@ def test_a_message_is_never_held_by_two_consumers_at_once(seed: int) -> None:
             break
     assert group.pending == {}
     assert group.acks.floor == world.queue.last + 1
+
+
+# --- leases and retries -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("positions", [[1, 2, 3, 4], [7], [1, 3, 4, 9, 10, 11], []])
+def test_a_lease_record_holds_its_positions_as_runs(positions: list[int]) -> None:
+    from shard.groups import decode_lease, encode_lease
+    data = encode_lease(T0, "c1", positions)
+    assert decode_lease(data) == (T0, "c1", positions)
+    assert len(orjson.loads(data)) == 2 + 2 * len(
+        [p for i, p in enumerate(positions) if i == 0 or positions[i - 1] != p - 1])
+
+
+def test_retry_n_waits_initial_delay_times_factor_to_the_n_minus_1_capped() -> None:
+    from gortms.models import RetryConfig
+    from shard.groups import retry_delay_ms
+    config = RetryConfig(max_retries=10, initial_delay=Duration(0.5), factor=3.0,
+                         max_delay=Duration(10.0))
+    assert [retry_delay_ms(config, n) for n in range(1, 6)] == [500, 1500, 4500, 10_000,
+                                                                  10_000]

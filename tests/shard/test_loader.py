@@ -15,11 +15,11 @@ import pytest
 
 from gortms.checks import Duration
 from gortms.models import AckMode, GroupSpec, QueueConfig, format_ts
-from gortms.protocol import (Ack, ConsumerAdd, DomainCreate, DomainDelete, Fetch, GroupCreate,
-                             GroupDelete, GroupSeek, Nack, Publish, Published, QueueCreate,
-                             QueueDelete, Request, encode_message, record_id)
+from gortms.protocol import (Ack, ConsumerAdd, DomainCreate, DomainDelete, Extend, Fetch,
+                             GroupCreate, GroupDelete, GroupSeek, Nack, Publish, Published,
+                             QueueCreate, QueueDelete, Request, encode_message, record_id)
 from shard import handlers
-from shard.groups import Delivery, GroupState
+from shard.groups import DELAYED, INFLIGHT, Delivery, GroupState
 from shard.handlers import HANDLERS
 from shard import chunks
 from shard.loader import load
@@ -264,6 +264,39 @@ def test_messages_restored_as_pending_can_be_acked_by_id(shard: Shard) -> None:
     acked = fresh.do(Ack(**of_group(), ids=["m2"]))
     assert (acked.acked, acked.unknown) == (1, [])
     assert sorted(fresh.state.queues[(DOMAIN, QUEUE)].groups[GROUP].pending) == [1, 3]
+
+
+def test_a_lease_that_has_not_run_out_is_still_in_flight_after_a_restart(shard: Shard) -> None:
+    shard.group()
+    shard.publish(3)
+    shard.fetch(count=2, consumer="worker")  # m1, m2 leased until T0 + 30 s
+    fresh = restart(shard.store, T0 + 10_000)
+    group = fresh.state.queues[(DOMAIN, QUEUE)].groups[GROUP]
+    assert {p: (e.state, e.consumer, e.deadline_ms) for p, e in group.pending.items()} == {
+        1: (INFLIGHT, "worker", T0 + 30_000), 2: (INFLIGHT, "worker", T0 + 30_000)}
+    assert delivered(fresh.fetch("other")) == [(3, 1, "m3")]  # not m1, m2 early
+    assert fresh.do(Ack(**of_group(), ids=["m1"])).acked == 1
+    # The lease runs out at its recorded deadline: m2 alone fails, and is due again.
+    assert group.expire(T0 + 29_999, fresh.state.turn) is False
+    assert group.expire(T0 + 30_000, fresh.state.turn) is True
+    assert delivered(fresh.fetch("other")) == [(2, 2, "m2")]
+
+
+def test_an_extended_lease_and_a_delayed_retry_come_back_with_their_times(shard: Shard) -> None:
+    shard.group()
+    shard.publish(2)
+    shard.fetch(count=2, consumer="worker")
+    shard.do(Extend(**of_group(), ids=["m1"], by_ms=HOUR_MS))
+    shard.do(Nack(**of_group(), ids=["m2"], delay_ms=60_000))
+    fresh = restart(shard.store, T0 + 40_000)  # the first lease has run out, the others not
+    group = fresh.state.queues[(DOMAIN, QUEUE)].groups[GROUP]
+    assert {p: (e.state, e.deadline_ms) for p, e in group.pending.items()} == {
+        1: (INFLIGHT, T0 + HOUR_MS), 2: (DELAYED, T0 + 60_000)}
+    assert fresh.fetch("other") == []
+    assert group.expire(T0 + 60_000, fresh.state.turn) is True
+    assert delivered(fresh.fetch("other")) == [(2, 2, "m2")]
+    # Settled leases leave no record behind: only m1's extension and m2's new lease.
+    assert len(list(shard.store.scan(b"E", b"F"))) == 2
 
 
 def test_two_restarts_in_a_row_count_no_delivery_that_did_not_happen(shard: Shard) -> None:
