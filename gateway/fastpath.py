@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(NAME_PATTERN)
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
-Handler = Callable[[list[str], Scope, Receive], Awaitable[tuple[int, bytes]]]
+# (status, body) or (status, body, extra headers)
+Handler = Callable[[list[str], Scope, Receive], Awaitable[tuple[Any, ...]]]
 
 
 class FastPaths:
@@ -77,7 +78,7 @@ class FastPaths:
                      send: Send) -> None:
         handler, parts = route
         try:
-            status, body = await handler(parts, scope, receive)
+            status, body, *extra = await handler(parts, scope, receive)
         except GortmsError as exc:
             if exc.http_status >= 500 and not exc.retriable:
                 log.error("%s %s failed: %s", scope["method"], scope["path"], exc)
@@ -89,7 +90,8 @@ class FastPaths:
             await internal_error_response()(scope, receive, send)
             return
         await send({"type": "http.response.start", "status": status,
-                    "headers": [*_JSON_HEADERS, (b"content-length", b"%d" % len(body))]})
+                    "headers": [*_JSON_HEADERS, (b"content-length", b"%d" % len(body)),
+                                *(extra[0] if extra else ())]})
         await send({"type": "http.response.body", "body": body})
 
     # --- the routes ---------------------------------------------------------------------------
@@ -107,10 +109,13 @@ class FastPaths:
         return await self.messages.publish_many(parts[3], parts[5], headers, data)
 
     async def _consume(self, parts: list[str], scope: Scope, receive: Receive
-                       ) -> tuple[int, bytes]:
+                       ) -> tuple[Any, ...]:
         query = convert(dict(parse_qsl(scope["query_string"].decode("latin-1"),
                                        keep_blank_values=True)), ConsumeQuery, strict=False)
-        body = await self.messages.consume(parts[3], parts[5], parts[7], query, False, receive)
+        body, retry_after = await self.messages.consume(parts[3], parts[5], parts[7], query,
+                                                        False, receive)
+        if retry_after:  # the group's circuit is open
+            return 200, body, [(b"retry-after", b"%d" % retry_after)]
         return 200, body
 
     async def _ack(self, parts: list[str], scope: Scope, receive: Receive

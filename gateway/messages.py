@@ -178,9 +178,10 @@ class MessagesApi:
         domain = path_name(request, "domain", "domain")
         queue = path_name(request, "queue", "queue")
         group = path_name(request, "group", "group")
-        body = await self.consume(domain, queue, group, query_as(request, ConsumeQuery), False,
-                                  request.receive)
-        return Response(body, 200, media_type=JSON)
+        body, retry_after = await self.consume(domain, queue, group,
+                                               query_as(request, ConsumeQuery), False,
+                                               request.receive)
+        return Response(body, 200, _retry_after(retry_after), media_type=JSON)
 
     async def consume_queue(self, request: Request) -> Response:
         """GET .../queues/{queue}/messages?group=&max=&timeout=&consumer= (creates the group)."""
@@ -189,12 +190,14 @@ class MessagesApi:
         query = query_as(request, ConsumeQuery)
         if query.group is None:
             raise InvalidParameter("group is required, e.g. ?group=processors&max=10&timeout=30")
-        body = await self.consume(domain, queue, query.group, query, True, request.receive)
-        return Response(body, 200, media_type=JSON)
+        body, retry_after = await self.consume(domain, queue, query.group, query, True,
+                                               request.receive)
+        return Response(body, 200, _retry_after(retry_after), media_type=JSON)
 
     async def consume(self, domain: str, queue: str, group: str, query: ConsumeQuery,
-                      create: bool, receive: Receive) -> bytes:
-        """Deliveries as the API's JSON; a long poll ends early if the client leaves."""
+                      create: bool, receive: Receive) -> tuple[bytes, int]:
+        """Deliveries as the API's JSON, and for a group whose circuit is open the seconds to
+        wait (else 0); a long poll ends early if the client leaves."""
         max_count = query.count or query.max or 10
         deadline = query.timeout + self.gw.settings.gateway.request_timeout
         record = self.gw.catalog.cached(domain) or await self.gw.catalog.domain(domain)
@@ -205,7 +208,7 @@ class MessagesApi:
             reply = await self._long_poll(receive, call)
         else:
             reply = await call
-        return deliveries_json(reply)
+        return deliveries_json(reply), reply.retry_after_s
 
     async def _long_poll(self, receive: Receive, call: Call) -> Deliveries:
         """Wait for the shard, but give up early if the client leaves or the worker stops."""
@@ -226,3 +229,7 @@ class MessagesApi:
         except (asyncio.CancelledError, GortmsError):
             pass
         return Deliveries()
+
+
+def _retry_after(seconds: int) -> dict[str, str] | None:
+    return {"Retry-After": str(seconds)} if seconds else None

@@ -27,6 +27,7 @@ from gortms.checks import Duration, format_duration
 from gortms.models import AckMode, GroupSpec, format_ts
 from gortms.protocol import Consumer, GroupInfo, PendingEntry, record_id
 from shard.acks import AckSet
+from shard.circuit import Circuit
 from shard.store import (Store, cursor_key, group_key, lease_key, lease_prefix, pos_bytes,
                          prefix_end, redelivery_prefix)
 from shard.turn import Turn
@@ -115,7 +116,8 @@ class Waiter:
 class GroupState:
     __slots__ = ("queue", "name", "ack_mode", "ttl", "start", "created_ms", "last_active_ms",
                  "position", "acks", "pending", "by_id", "due", "deadlines", "delayed",
-                 "consumers", "registered", "waiters", "leases", "next_lease", "dead")
+                 "consumers", "registered", "waiters", "leases", "next_lease", "dead",
+                 "circuit")
 
     def __init__(self, queue: QueueState, spec: GroupSpec, created_ms: int, position: int,
                  registered: list[str] | None = None) -> None:
@@ -140,6 +142,10 @@ class GroupState:
         self.next_lease = 1
         # Failed past maxRetries this turn: (position, reason), for the caller to dead-letter.
         self.dead: list[tuple[int, str | None]] = []
+        config = queue.config
+        self.circuit = Circuit(config.circuit_breaker_config,
+                               f"{queue.domain}/{queue.name}/{self.name}") \
+            if config.circuit_breaker_enabled else None
         self.consumers: dict[str, int] = {}  # consumer -> last seen (ms)
         self.registered: list[str] = list(registered or [])
         self.waiters: deque[Waiter] = deque()
@@ -186,6 +192,13 @@ class GroupState:
         """Take up to `max_count` messages for `consumer`: due redeliveries first, then new ones."""
         self.last_active_ms = now_ms
         self.consumers[consumer] = now_ms
+        circuit = self.circuit
+        if circuit is not None:
+            allowed = circuit.allowance(now_ms)
+            if allowed is not None:
+                max_count = min(max_count, allowed)
+                if max_count <= 0:
+                    return []  # open (or its trials are out): see shard/circuit.py
         out: list[Delivery] = []
         if self.due:
             out = self._redeliver(store, turn, consumer, max_count, now_ms)
@@ -197,6 +210,8 @@ class GroupState:
         # The position moved: written with the turn, but no fsync of its own (after a crash
         # these messages are delivered again, which at-least-once allows).
         turn.changed(self, lazy=True)
+        if circuit is not None:
+            circuit.delivered(len(out))
         return out
 
     def _redeliver(self, store: Store, turn: Turn, consumer: str, max_count: int,
@@ -351,6 +366,9 @@ class GroupState:
         found, unknown = self._resolve(ids, positions)
         for pos in found:
             self.settle(pos, turn)
+        if self.circuit is not None:
+            for _ in found:
+                self.circuit.record(True, now_ms)
         if found:
             turn.changed(self, lazy=not self.queue.config.is_persistent)
         return len(found), unknown
@@ -383,6 +401,8 @@ class GroupState:
         queue's maxRetries, hand it over as dead."""
         self._unlease(entry, turn)
         entry.reason = reason
+        if self.circuit is not None:
+            self.circuit.record(False, now_ms)
         config = self.queue.config
         if config.retry_enabled:
             retry = config.retry_config
@@ -547,7 +567,7 @@ class GroupState:
             ttl=Duration(self.ttl), ack_mode=self.ack_mode, start=self.start,
             created_at=format_ts(self.created_ms), last_activity=format_ts(self.last_active_ms),
             waiting=sum(not w.done for w in self.waiters),
-            circuit="closed" if queue.config.circuit_breaker_enabled else "disabled")
+            circuit=self.circuit.state if self.circuit is not None else "disabled")
 
     def pending_view(self, limit: int) -> list[PendingEntry]:
         out = []

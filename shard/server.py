@@ -39,6 +39,7 @@ from gortms.protocol import (Cancel, Deliveries, DomainGet, DomainList, DomainSt
                              QueueGet, QueueList, Request, ShardInfoGet, decode_request,
                              decode_requests, encode_event, encode_replies, failed, ok)
 from shard import deadletters, handlers
+from shard.circuit import OPEN
 from shard.groups import Delivery, GroupState, Waiter
 from shard.state import ShardState
 
@@ -361,8 +362,10 @@ class ShardServer:
             deliveries = group.deliver(state.store, state.turn, request.consumer, request.max,
                                        state.now_ms, state.limits.max_pending_per_group)
             state.track_timers(group)
-            if deliveries or request.timeout_ms == 0:
-                return ok(rid, _deliveries(deliveries)), created
+            circuit = group.circuit
+            if deliveries or request.timeout_ms == 0 or (
+                    circuit is not None and circuit.state == OPEN):  # say so, rather than park
+                return ok(rid, _deliveries(deliveries, group, state.now_ms)), created
             if state.parked >= state.limits.max_waiters:
                 raise TooManyWaiters(f"shard {state.index} already holds {state.parked} "
                                      "long polls; retry shortly or use a shorter timeout")
@@ -502,8 +505,12 @@ class ShardServer:
 
 
 
-def _deliveries(deliveries: list[Delivery]) -> Deliveries:
+def _deliveries(deliveries: list[Delivery], group: GroupState | None = None,
+                now_ms: int = 0) -> Deliveries:
     if not deliveries:
+        circuit = group.circuit if group is not None else None
+        if circuit is not None and circuit.state == OPEN:
+            return Deliveries(circuit=OPEN, retry_after_s=circuit.retry_after_s(now_ms))
         return Deliveries()
     positions, counts, records = zip(*deliveries)
     return Deliveries(positions=positions, counts=counts, records=records)

@@ -158,6 +158,8 @@ class Deliveries(Reply):
     positions: list[int] = []
     counts: list[int] = []
     records: list[bytes] = []
+    circuit: str | None = None  # "open": the group's circuit breaker holds deliveries back
+    retry_after_s: int = 0  # ... for about this long
 
 
 class Acked(Reply):

@@ -78,4 +78,7 @@ def deliveries_json(deliveries: Deliveries) -> bytes:
             head = heads[ts] = b'{"position":%%d,"deliveryCount":%%d,"timestamp":"%s",%%s' % text
         append(head % (pos, count,
                        record[TS_BYTES + 2 + ((record[TS_BYTES] << 8) | record[TS_BYTES + 1]):]))
+    if deliveries.circuit is not None:
+        return b'{"messages":[%s],"count":%d,"circuit":"%s"}' % (
+            b",".join(out), len(out), deliveries.circuit.encode())
     return b'{"messages":[%s],"count":%d}' % (b",".join(out), len(out))

@@ -245,3 +245,60 @@ def test_redrive_of_a_queue_without_dead_letters_moves_nothing(api):
     queue = make_queue(api)
     assert api.post(f"{queue}/dlq/redrive").json() == {"status": "success", "redriven": 0}
     assert api.post(f"{queue}/dlq/redrive", json={"limit": 0}).status_code == 400
+
+
+# --- circuit breaker --------------------------------------------------------------------------
+
+
+def test_a_groups_circuit_opens_holds_deliveries_goes_half_open_and_closes(api):
+    queue = make_queue(api, circuitBreakerEnabled=True, circuitBreakerConfig={
+        "errorThreshold": 0.5, "successThreshold": 2, "minimumRequests": 4,
+        "openTimeout": "1s"})
+    publish(api, queue, 20)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
+    api.post(f"{queue}/consumer-groups", json={"groupId": "other"})
+    status = lambda name="g": api.get(f"{queue}/consumer-groups/{name}").json()["circuit"]  # noqa
+    assert status() == "closed"
+    batch = consume(api, queue, "g", count=4)
+    api.post(f"{queue}/consumer-groups/g/ack", json={"ids": [batch[0]["id"]]})
+    api.post(f"{queue}/consumer-groups/g/nack", json={"ids": [m["id"] for m in batch[1:]]})
+    assert status() == "open"  # 3 of 4 outcomes failed
+
+    # Open: a fetch delivers nothing, says so at once (no long poll), with Retry-After.
+    started = time.monotonic()
+    reply = api.get(f"{queue}/consumer-groups/g/messages", params={"count": 10, "timeout": 5})
+    assert time.monotonic() - started < 2
+    assert reply.json() == {"messages": [], "count": 0, "circuit": "open"}
+    assert reply.headers["Retry-After"] == "1"
+    assert len(consume(api, queue, "other", count=5)) == 5  # other groups are not affected
+
+    # After openTimeout: half-open, successThreshold trial deliveries (the nacked first).
+    deadline = time.monotonic() + 10
+    while not (trials := consume(api, queue, "g", count=10)):
+        assert time.monotonic() < deadline, "the circuit never went half-open"
+        time.sleep(0.1)
+    assert status() == "half-open"
+    assert [m["deliveryCount"] for m in trials] == [2, 2]
+    assert consume(api, queue, "g", count=10) == []  # no more until the trials settle
+    api.post(f"{queue}/consumer-groups/g/ack", json={"ids": [m["id"] for m in trials]})
+    assert status() == "closed"
+    assert len(consume(api, queue, "g", count=10)) == 10
+
+
+def test_a_failed_trial_opens_the_circuit_again(api):
+    queue = make_queue(api, circuitBreakerEnabled=True, circuitBreakerConfig={
+        "errorThreshold": 0.5, "successThreshold": 1, "minimumRequests": 2,
+        "openTimeout": "500ms"})
+    publish(api, queue, 5)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
+    batch = consume(api, queue, "g", count=2)
+    api.post(f"{queue}/consumer-groups/g/nack", json={"ids": [m["id"] for m in batch]})
+    deadline = time.monotonic() + 10
+    while not (trial := consume(api, queue, "g", count=10)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert len(trial) == 1
+    api.post(f"{queue}/consumer-groups/g/nack", json={"ids": [trial[0]["id"]]})
+    reply = api.get(f"{queue}/consumer-groups/g/messages", params={"count": 10})
+    assert reply.json()["circuit"] == "open"
+    assert api.get(f"{queue}/consumer-groups/g").json()["circuit"] == "open"
