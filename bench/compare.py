@@ -12,6 +12,8 @@ to round, so a noisy neighbour hurts both alike. Cases:
   batch1000  wrk -t2 -c8, batches of 1000                 | redis-benchmark -c 8 -P 100 XADD
   consume    200k preloaded, 4 consumers: fetch 100 + ack | XREADGROUP COUNT 100 + XACK,
                                                             4 consumers
+  nack1      consume, 1% of first deliveries nacked and    | the same consume without nacks
+             retried (retries on, 100 ms backoff)          | (the product against itself)
   conns1000  wrk -t2 -c1000, single publishes             | bare Starlette endpoint, same wrk
 
 Redis is Debian's redis-server with appendonly yes and appendfsync always, fresh per case.
@@ -69,10 +71,10 @@ class Bench:
 
     # --- the product ------------------------------------------------------------------------
 
-    def _broker(self, group: str | None = None) -> BenchBroker:
+    def _broker(self, group: str | None = None, config: dict | None = None) -> BenchBroker:
         broker = BenchBroker(workers=1, shards=2, sync=not self.args.no_sync, src=self.args.src)
         try:
-            broker.setup_queue(group=group)
+            broker.setup_queue(group=group, config=config)
         except BaseException:
             broker.stop(check=False)
             raise
@@ -125,8 +127,10 @@ class Bench:
             broker.stop()
         return result
 
-    def product_consume(self, profile: str | None = None) -> Result:
-        broker = self._broker(group=GROUP)
+    def product_consume(self, profile: str | None = None, nack_percent: int = 0) -> Result:
+        """Preloaded messages drained by consumers; with `nack_percent`, that share of first
+        deliveries is nacked and retried (retries on, 100 ms backoff) before its ack."""
+        broker = self._broker(group=GROUP, config=RETRIES if nack_percent else None)
         try:
             url = urlsplit(broker.url)
             total = self.args.messages
@@ -137,7 +141,7 @@ class Bench:
 
             def work() -> Load:
                 return account(ids, run_clients(http_consumer, [
-                    (url.hostname, url.port, group_path, f"c{i}", 100)
+                    (url.hostname, url.port, group_path, f"c{i}", 100, nack_percent)
                     for i in range(self.args.consumers)]))
 
             result = self._measure(broker, work, profile)
@@ -207,6 +211,9 @@ def _client_cpu(load: Load) -> dict[str, float]:
     return {"client": 100 * load.client_cpu_s / load.elapsed_s} if load.elapsed_s else {}
 
 
+RETRIES = {"retryEnabled": True,
+           "retryConfig": {"maxRetries": 3, "initialDelay": "100ms", "factor": 2.0}}
+
 CASES: dict[str, tuple[str, Callable[[Bench], Result], Callable[[Bench], Result]]] = {
     "single": ("bare Starlette",
                lambda b: b.product_wrk(0, 32), lambda b: b.bare_wrk(32)),
@@ -216,6 +223,8 @@ CASES: dict[str, tuple[str, Callable[[Bench], Result], Callable[[Bench], Result]
                   lambda b: b.product_wrk(1000, 8), Bench.redis_batch1000),
     "consume": ("XREADGROUP COUNT 100 + XACK",
                 Bench.product_consume, Bench.redis_consume),
+    "nack1": ("the same consume+ack without nacks",
+              lambda b: b.product_consume(nack_percent=1), Bench.product_consume),
     "conns1000": ("bare Starlette",
                   lambda b: b.product_wrk(0, 1000, strict=False), lambda b: b.bare_wrk(1000)),
 }
@@ -298,8 +307,8 @@ def main() -> None:
             for case in cases:
                 log(f"profile (py-spy, not counted): {case}")
                 profile = str(Path(args.profile) / case)
-                if case == "consume":
-                    result = bench.product_consume(profile)
+                if case in ("consume", "nack1"):
+                    result = bench.product_consume(profile, 1 if case == "nack1" else 0)
                 else:
                     batch = {"batch100": 100, "batch1000": 1000}.get(case, 0)
                     conns = {"single": 32, "conns1000": 1000}.get(case, 8)

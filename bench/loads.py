@@ -16,6 +16,7 @@ import re
 import socket
 import subprocess
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -278,11 +279,16 @@ class SyncHttp:
         self.sock.close()
 
 
-def http_consumer(host: str, port: int, group_path: str, name: str, count: int, *, ready: Any,
-                  start: Any) -> Consumed:
-    """One member of a group: fetch `count`, ack them, until the group has nothing left."""
+def http_consumer(host: str, port: int, group_path: str, name: str, count: int,
+                  nack_percent: int = 0, *, ready: Any, start: Any) -> Consumed:
+    """One member of a group: fetch `count`, ack them, until the group has nothing left.
+
+    With `nack_percent`, that share of first deliveries (chosen by id, the same in every
+    run) is nacked instead, to be retried and acked on a later delivery; only acked ids
+    count as consumed."""
     fetch = f"{group_path}/messages?count={count}&consumer={name}"
     ack = f"{group_path}/ack"
+    settle = f"{group_path}/settle"
     out = Consumed()
     conn = SyncHttp(host, port)
     ready.release()
@@ -296,14 +302,24 @@ def http_consumer(host: str, port: int, group_path: str, name: str, count: int, 
             if not messages:
                 # Nothing new for us: done once nothing is left undelivered (what others
                 # hold, they ack); else wait for more (a long poll).
-                if _check(*conn.request("GET", group_path), 200, "group")["lag"] == 0:
+                status = _check(*conn.request("GET", group_path), 200, "group")
+                # (With nacks, retries still to come count too: they are pending meanwhile.)
+                if status["lag"] == 0 and not (nack_percent and status["pending"]):
                     break
                 messages = _check(*conn.request("GET", fetch + "&timeout=1"), 200,
                                   "fetch")["messages"]
                 if not messages:
                     continue
             ids = [m["id"] for m in messages]
-            reply = _check(*conn.request("POST", ack, orjson.dumps({"ids": ids})), 200, "ack")
+            failed = [m["id"] for m in messages if m["deliveryCount"] == 1
+                      and zlib.crc32(m["id"].encode()) % 100 < nack_percent]
+            if failed:  # acks and nacks of the batch in one request
+                ids = [i for i in ids if i not in set(failed)]
+                reply = _check(*conn.request("POST", settle, orjson.dumps(
+                    {"ack": ids, "nack": failed})), 200, "settle")
+            else:
+                reply = _check(*conn.request("POST", ack, orjson.dumps({"ids": ids})), 200,
+                               "ack")
             t1 = time.time()
             if reply["acked"] != len(ids) or reply.get("unknown"):
                 raise RuntimeError(f"{name}: acked {reply['acked']} of {len(ids)}")

@@ -63,6 +63,7 @@ def routes(gw: Gateway, messages: MessagesApi, groups: GroupsApi) -> list[Route]
         resource(G + "/ack", POST=groups.ack),
         resource(G + "/nack", POST=groups.nack),
         resource(G + "/extend", POST=groups.extend),
+        resource(G + "/settle", POST=groups.settle),
         resource(G + "/pending", GET=groups.pending),
         resource(G + "/ttl", PUT=groups.set_ttl),
         resource(G + "/consumers", POST=groups.add_consumer),

@@ -1,8 +1,9 @@
 """FastPaths: the hottest routes served straight from ASGI, in front of the Starlette app.
 
-Publishing (single and batch), consuming through a group and acking are most of the traffic,
-and for them Starlette's regex route table, Request and Response objects and middleware
-layers cost about as much as the broker's own work. FastPaths recognises these four paths
+Publishing (single and batch), consuming through a group and acking (or settling: acks and
+nacks in one request) are most of the traffic, and for them Starlette's regex route table,
+Request and Response objects and middleware layers cost about as much as the broker's own
+work. FastPaths recognises these five paths
 by splitting the path once, and runs the same endpoint code (MessagesApi, GroupsApi) on the
 raw ASGI messages. Everything else, and anything unusual on these paths (a name that breaks
 the naming rule, a wrong method), goes to the Starlette app, so errors read the same either
@@ -65,7 +66,8 @@ class FastPaths:
             handler = self._publish_batch if method == "POST" else None
         elif len(tail) == 3 and tail[0] == "consumer-groups" and method in ("GET", "POST"):
             handler = {("GET", "messages"): self._consume,
-                       ("POST", "ack"): self._ack}.get((method, tail[2]))
+                       ("POST", "ack"): self._ack,
+                       ("POST", "settle"): self._settle}.get((method, tail[2]))
             if handler is not None and not _NAME.match(tail[1]):
                 return None
         else:
@@ -122,6 +124,11 @@ class FastPaths:
                    ) -> tuple[int, bytes]:
         data = await self._body(receive, _headers(scope))
         return 200, await self.groups.acknowledge(parts[3], parts[5], parts[7], data)
+
+    async def _settle(self, parts: list[str], scope: Scope, receive: Receive
+                      ) -> tuple[int, bytes]:
+        data = await self._body(receive, _headers(scope))
+        return 200, await self.groups.settle_json(parts[3], parts[5], parts[7], data)
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         """The request body, refused (413) past the limit, whether declared or sent."""

@@ -11,12 +11,12 @@ from starlette.responses import Response
 
 from gortms.checks import Duration, Name, check_name, convert, to_builtins
 from gortms.errors import InvalidParameter
-from gortms.models import GroupSpec, SettleTargets, parse_start
+from gortms.models import MAX_SETTLE_IDS, GroupSpec, MessageId, SettleTargets, parse_start
 from gortms.partition import CATALOG_SHARD
 from gortms.protocol import (MAX_REASON, Ack, ConsumerAdd, ConsumerRemove, DomainList,
                              Extend, GroupCreate, GroupDelete, GroupGet, GroupList,
                              GroupListAll, GroupRequest, GroupSeek, GroupTtl, Nack, PendingGet,
-                             Redrive)
+                             Redrive, Settle)
 from gateway.context import Gateway
 from gateway.params import json_object, path_name, query_as, read_as, read_body
 from gateway.responses import JSON, json_response
@@ -38,6 +38,21 @@ class ConsumerBody(Struct, kw_only=True, rename="camel"):
 class NackBody(SettleTargets, frozen=True, kw_only=True):
     delay: Duration | None = None  # None: the queue's retry backoff
     reason: str | None = None
+
+
+class SettleBody(Struct, frozen=True, kw_only=True):
+    """Acks and nacks of one consumer's batch in one request (applied in one shard turn)."""
+
+    ack: Annotated[list[MessageId], Meta(max_length=MAX_SETTLE_IDS)] = []
+    nack: Annotated[list[MessageId], Meta(max_length=MAX_SETTLE_IDS)] = []
+    delay: Duration | None = None  # for the nacks; None: the queue's retry backoff
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.ack and not self.nack:
+            raise ValueError("give ids to settle: {\"ack\": [\"<id>\", ...], \"nack\": [...]}")
+        if len(self.ack) + len(self.nack) > MAX_SETTLE_IDS:
+            raise ValueError(f"at most {MAX_SETTLE_IDS} ids per request")
 
 
 class ExtendBody(SettleTargets, frozen=True, kw_only=True):
@@ -138,6 +153,24 @@ class GroupsApi:
         reply = await self.gw.send_to_queue(record, queue, Ack, group=group, ids=targets.ids,
                                             positions=targets.positions)
         return b'{"acked":%d,"unknown":%s}' % (reply.acked, orjson.dumps(reply.unknown))
+
+    async def settle(self, request: Request) -> Response:
+        domain, queue = self._where(request)
+        group = path_name(request, "group", "group")
+        body = await self.settle_json(domain, queue, group,
+                                      await read_body(request, self.gw.max_body))
+        return Response(body, media_type=JSON)
+
+    async def settle_json(self, domain: str, queue: str, group: str, data: bytes) -> bytes:
+        """{"ack": [...], "nack": [...], "delay"?, "reason"?}: one request to the owner shard,
+        one turn and one commit: one round trip for a batch with failures in it, not two."""
+        body = convert(json_object(data), SettleBody)
+        record = self.gw.catalog.cached(domain) or await self.gw.catalog.domain(domain)
+        delay_ms = None if body.delay is None else int(body.delay * 1000)
+        reason = None if body.reason is None else body.reason[:MAX_REASON]
+        reply = await self.gw.send_to_queue(record, queue, Settle, group=group, ack=body.ack,
+                                            nack=body.nack, delay_ms=delay_ms, reason=reason)
+        return orjson.dumps(to_builtins(reply))
 
     async def nack(self, request: Request) -> Response:
         body = await read_as(request, self.gw.max_body, NackBody)

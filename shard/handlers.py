@@ -30,8 +30,8 @@ from gortms.protocol import (Ack, Acked, CatalogEvent, ConsumerAdd, ConsumerRemo
                              GroupSeek, GroupTtl, Groups, Nack, Nacked, PendingGet, PendingList,
                              Ping, Pong, Publish, Published, QueueCreate, QueueDelete, QueueGet,
                              QueueInfo, QueueList, QueueRequest, Queues, Redrive, Redriven, Reply,
-                             Request, ShardInfo, ShardInfoGet, encode_body, record_ts, ts_bytes,
-                             unstamped_id)
+                             Request, Settle, Settled, ShardInfo, ShardInfoGet, encode_body,
+                             record_ts, ts_bytes, unstamped_id)
 from gortms.schema import check_schema
 from shard.groups import GroupState
 from shard.queues import QueueState
@@ -358,6 +358,23 @@ def nack(state: ShardState, req: Nack) -> Nacked:
     return Nacked(nacked=nacked, unknown=unknown, dead_lettered=dead)
 
 
+def settle(state: ShardState, req: Settle) -> Settled:
+    group = group_of(state, req)
+    nacked, unknown, dead = 0, [], 0
+    if req.nack:
+        nacked, unknown = group.nack(req.nack, [], req.delay_ms, state.now_ms, state.turn,
+                                     req.reason)
+        dead = deadletters.move(state, group) if group.dead else 0
+        state.track_timers(group)
+    acked = 0
+    if req.ack:
+        acked, unknown_acks = group.ack(req.ack, [], state.turn, state.now_ms)
+        unknown += unknown_acks
+    if acked or nacked:
+        state.settled.add(group)
+    return Settled(acked=acked, nacked=nacked, dead_lettered=dead, unknown=unknown)
+
+
 def extend(state: ShardState, req: Extend) -> Extended:
     group = group_of(state, req)
     by_ms = req.by_ms or int(group.queue.config.ack_timeout * 1000)
@@ -405,4 +422,5 @@ HANDLERS: dict[type[Request], Handler] = {
     PendingGet: pending,
     Extend: extend,
     Redrive: redrive,
+    Settle: settle,
 }

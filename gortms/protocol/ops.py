@@ -25,7 +25,7 @@ __all__ = [
     "QueueRequest", "QueueCreate", "QueueGet", "QueueDelete", "Publish", "GroupCreate",
     "GroupList", "GroupRequest", "GroupGet", "GroupDelete", "GroupSeek", "GroupTtl", "ConsumerAdd",
     "ConsumerRemove", "Fetch", "Cancel", "Ack", "Nack", "PendingGet", "Extend", "Extended",
-    "Redrive", "Redriven", "AnyRequest",
+    "Redrive", "Redriven", "Settle", "Settled", "AnyRequest",
 ]
 
 MAX_FETCH = 10_000
@@ -181,6 +181,13 @@ class Extended(Reply):
 
 class Redriven(Reply):
     redriven: int
+
+
+class Settled(Reply):
+    acked: int
+    nacked: int
+    dead_lettered: int
+    unknown: list[str | int]
 
 
 class PendingEntry(Reply):
@@ -385,6 +392,16 @@ class Extend(GroupRequest, tag="extend"):
     by_ms: Annotated[int, Meta(ge=1)] | None = None  # None: the queue's ackTimeout
 
 
+class Settle(GroupRequest, tag="settle"):
+    """A batch's acks and nacks in one request (nacks first, then acks, one turn)."""
+
+    reply = Settled
+    ack: list[str] = []
+    nack: list[str] = []
+    delay_ms: Annotated[int, Meta(ge=0)] | None = None  # for the nacks, as in Nack
+    reason: Annotated[str, Meta(max_length=MAX_REASON)] | None = None
+
+
 class Redrive(QueueRequest, tag="redrive"):
     reply = Redriven
     limit: Annotated[int, Meta(ge=1, le=10_000)] = 10_000
@@ -399,5 +416,5 @@ AnyRequest = Union[
     Ping, ShardInfoGet, DomainCreate, DomainGet, DomainList, DomainDelete, DomainDrop,
     DomainStatsGet, GroupListAll, QueueList, QueueCreate, QueueGet, QueueDelete, Publish,
     GroupCreate, GroupList, GroupGet, GroupDelete, GroupSeek, GroupTtl, ConsumerAdd,
-    ConsumerRemove, Fetch, Cancel, Ack, Nack, PendingGet, Extend, Redrive,
+    ConsumerRemove, Fetch, Cancel, Ack, Nack, PendingGet, Extend, Redrive, Settle,
 ]

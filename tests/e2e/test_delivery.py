@@ -302,3 +302,35 @@ def test_a_failed_trial_opens_the_circuit_again(api):
     reply = api.get(f"{queue}/consumer-groups/g/messages", params={"count": 10})
     assert reply.json()["circuit"] == "open"
     assert api.get(f"{queue}/consumer-groups/g").json()["circuit"] == "open"
+
+
+# --- settle: a batch's acks and nacks in one request -------------------------------------------
+
+
+def test_settle_acks_and_nacks_a_batch_in_one_request(api):
+    queue = make_queue(api, **RETRY)
+    publish(api, queue, 4)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
+    batch = consume(api, queue, "g", count=4)
+    ids = [m["id"] for m in batch]
+    reply = api.post(f"{queue}/consumer-groups/g/settle",
+                     json={"ack": ids[:3] + ["ghost"], "nack": [ids[3]], "reason": "bad row"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"acked": 3, "nacked": 1, "deadLettered": 0, "unknown": ["ghost"]}
+    [entry] = pending(api, queue).values()
+    assert (entry["id"], entry["state"], entry["lastNackReason"]) == (ids[3], "delayed",
+                                                                      "bad row")
+    [retried] = wait_for_delivery(api, queue)
+    assert (retried["id"], retried["deliveryCount"]) == (ids[3], 2)
+
+
+@pytest.mark.parametrize("body", [{}, {"ack": []}, {"ack": "x"}, {"nack": ["x"], "delay": 5},
+                                  {"ack": ["x"] * 10_001}])
+def test_a_bad_settle_is_a_400_and_changes_nothing(api, body):
+    queue = make_queue(api)
+    publish(api, queue, 1)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
+    [message] = consume(api, queue, "g", count=1)
+    reply = api.post(f"{queue}/consumer-groups/g/settle", json=body)
+    assert reply.status_code == 400, reply.text
+    assert pending(api, queue)[message["id"]]["state"] == "delivered"

@@ -42,6 +42,7 @@ SAMPLES: dict[type[p.Request], p.Request] = {s.__class__: s for s in [
     p.Cancel(target=41), p.Ack(**G, ids=["a", "b"], positions=[9]),
     p.Nack(**G, ids=["a"], delay_ms=1500, reason="try later"), p.PendingGet(**G, limit=5),
     p.Extend(**G, ids=["a"], positions=[3], by_ms=60_000), p.Redrive(**Q, limit=10),
+    p.Settle(**G, ack=["a"], nack=["b"], delay_ms=100, reason="x"),
 ]}
 
 

@@ -25,7 +25,7 @@ from gortms.protocol import (Ack, Acked, AnyRequest, Cancel, CatalogEvent, Consu
                              GroupCreate, GroupDelete, GroupGet, GroupList, GroupListAll,
                              GroupSeek, GroupTtl, Nack, PendingGet, Ping, Publish, Published,
                              QueueCreate, QueueDelete, QueueGet, QueueList, Redrive, Request,
-                             ShardInfoGet, encode_message, record_id)
+                             Settle, ShardInfoGet, encode_message, record_id)
 from shard import chunks, handlers
 from shard.groups import Delivery
 from shard.handlers import HANDLERS
@@ -175,7 +175,7 @@ def _sample(kind: type[Request]) -> Request:
         ConsumerRemove: ConsumerRemove(**group, consumer="c1"),
         Ack: Ack(**group, ids=["m1"]), Nack: Nack(**group, ids=["m1"]),
         PendingGet: PendingGet(**group), Extend: Extend(**group, ids=["m1"]),
-        Redrive: Redrive(**at()),
+        Redrive: Redrive(**at()), Settle: Settle(**group, ack=["m1"], nack=["m2"]),
     }
     return samples[kind]
 
