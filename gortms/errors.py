@@ -20,7 +20,8 @@
     ├── PayloadTooLarge (payload_too_large, 413)
     ├── SchemaViolation (schema_violation, 422)
     ├── TooManyRequests (too_many_requests, 429, retriable)
-    │   └── TooManyWaiters (too_many_waiters)
+    │   ├── TooManyWaiters (too_many_waiters)
+    │   └── QueueFull (queue_full: maxSize reached, nothing acknowledged to evict)
     ├── ShardUnavailable (shard_unavailable, 503, retriable; also a TimeoutError)
     ├── StorageError (storage_error, 503, retriable: a shard's store cannot write; it recovers)
     │   └── InsufficientStorage (insufficient_storage, 507: free space under storage.minFreeBytes)
@@ -128,6 +129,12 @@ class TooManyRequests(GortmsError):
 
 class TooManyWaiters(TooManyRequests):
     code = "too_many_waiters"
+
+
+class QueueFull(TooManyRequests):
+    """maxSize reached and the oldest messages are not acknowledged by every group."""
+
+    code = "queue_full"
 
 
 class ShardUnavailable(GortmsError, TimeoutError):

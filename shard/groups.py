@@ -117,7 +117,7 @@ class GroupState:
     __slots__ = ("queue", "name", "ack_mode", "ttl", "start", "created_ms", "last_active_ms",
                  "position", "acks", "pending", "by_id", "due", "deadlines", "delayed",
                  "consumers", "registered", "waiters", "leases", "next_lease", "dead",
-                 "circuit")
+                 "circuit", "expired")
 
     def __init__(self, queue: QueueState, spec: GroupSpec, created_ms: int, position: int,
                  registered: list[str] | None = None) -> None:
@@ -142,6 +142,7 @@ class GroupState:
         self.next_lease = 1
         # Failed past maxRetries this turn: (position, reason), for the caller to dead-letter.
         self.dead: list[tuple[int, str | None]] = []
+        self.expired = 0  # messages the queue's ttl deleted before this group acked them
         config = queue.config
         self.circuit = Circuit(config.circuit_breaker_config,
                                f"{queue.domain}/{queue.name}/{self.name}") \
@@ -167,15 +168,18 @@ class GroupState:
 
     def cursor(self) -> bytes:
         return orjson.dumps([self.position, self.acks.floor, self.acks.ranges(),
-                             self.last_active_ms])
+                             self.last_active_ms, self.expired])
 
     def restore_cursor(self, data: bytes) -> None:
-        # [position, ack floor, acked ranges, last activity]; earlier releases wrote three.
+        # [position, ack floor, acked ranges, last activity, expired]; earlier releases wrote
+        # three or four.
         position, floor, ranges, *rest = orjson.loads(data)
         self.position = position
         self.acks = AckSet(floor, ranges)
         if rest:
             self.last_active_ms = max(self.last_active_ms, rest[0])
+        if len(rest) > 1:
+            self.expired = rest[1]
 
     def write_record(self, turn: Turn) -> None:
         """The group's settings changed (or it is new): write them, and its cursor."""
@@ -482,6 +486,23 @@ class GroupState:
         entry.deadline_ms = 0
         heapq.heappush(self.due, pos)
 
+    def forget_before(self, cut: int, turn: Turn, expired: bool) -> None:
+        """The queue deleted every message before `cut`: they leave the pending list and the
+        part not yet delivered is skipped, counted as expired if the ttl took them."""
+        gone = [pos for pos in self.pending if pos < cut]
+        for pos in gone:
+            self.settle(pos, turn)
+        if self.position < cut:
+            lost = cut - self.position
+            self.acks.add_range(self.position, cut)
+            self.position = cut
+        else:
+            lost = 0
+        if expired:
+            self.expired += len(gone) + lost
+        if gone or lost:
+            turn.changed(self, lazy=True)
+
     def can_deliver(self, max_pending: int) -> bool:
         if self.due:
             return True
@@ -567,7 +588,8 @@ class GroupState:
             ttl=Duration(self.ttl), ack_mode=self.ack_mode, start=self.start,
             created_at=format_ts(self.created_ms), last_activity=format_ts(self.last_active_ms),
             waiting=sum(not w.done for w in self.waiters),
-            circuit=self.circuit.state if self.circuit is not None else "disabled")
+            circuit=self.circuit.state if self.circuit is not None else "disabled",
+            expired=self.expired)
 
     def pending_view(self, limit: int) -> list[PendingEntry]:
         out = []

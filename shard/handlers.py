@@ -36,7 +36,7 @@ from gortms.schema import check_schema
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.state import ShardState
-from shard import chunks, deadletters
+from shard import chunks, deadletters, retention
 from shard.store import domain_key, drop_group, prefix_end
 
 Handler = Callable[[ShardState, Any], Reply | bytes]
@@ -190,6 +190,7 @@ def publish(state: ShardState, req: Publish) -> Published | bytes:
             return original
     state.disk.check_adds()
     records = req.records
+    retention.make_room(state, queue, len(records))
     # A repeat must answer with the original ids, which the gateway generated: read them
     # before anything is staged, so a malformed record fails the publish, not the turn.
     message_ids = None if key is None else _ids_of(records)

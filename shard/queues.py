@@ -22,7 +22,7 @@ MAX_DEDUP_KEYS = 100_000
 class QueueState:
     __slots__ = ("qid", "domain", "name", "epoch", "config", "created_ms", "first", "last",
                  "count", "bytes", "groups", "dedup", "message_prefix", "tail", "staged",
-                 "chunk_cache", "durable")
+                 "chunk_cache", "durable", "expired")
 
     def __init__(self, qid: int, domain: str, name: str, epoch: int, config: QueueConfig,
                  created_ms: int) -> None:
@@ -39,6 +39,7 @@ class QueueState:
         self.durable = 0
         self.count = 0
         self.bytes = 0
+        self.expired = 0  # messages deleted by `ttl` (shard/retention.py)
         self.groups: dict[str, GroupState] = {}
         # key -> (expiry ms, original reply); insertion order is expiry order
         self.dedup: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
@@ -56,10 +57,12 @@ class QueueState:
                              "createdAt": self.created_ms})
 
     def counters(self) -> bytes:
-        return orjson.dumps([self.last, self.count, self.bytes])
+        return orjson.dumps([self.last, self.count, self.bytes, self.expired])
 
     def restore_counters(self, data: bytes) -> None:
-        self.last, self.count, self.bytes = orjson.loads(data)
+        # [last, count, bytes, expired]; earlier releases wrote three.
+        self.last, self.count, self.bytes, *rest = orjson.loads(data)
+        self.expired = rest[0] if rest else 0
 
     def create(self, turn: Turn) -> None:
         turn.put(queue_key(self.qid), self.record())
@@ -114,6 +117,39 @@ class QueueState:
             turn.changed(self)
         return deleted
 
+    def truncate(self, store: Store, turn: Turn, recent: Recent, cut: int,
+                 max_chunks: int = 1 << 30) -> tuple[int, int]:
+        """Delete every stored message before position `cut` (at most what `max_chunks`
+        chunks hold, for a bounded step): (messages deleted, the new first position). Only
+        what is durable is touched; the writes are lazy (a crash before they are on disk
+        leaves the messages to be deleted again)."""
+        cut = min(cut, self.durable + 1)
+        if cut <= self.first:
+            return 0, self.first
+        prefix = self.message_prefix
+        removed: list[int] = []
+        reached = cut
+        for done, (key, value) in enumerate(store.floor_scan(
+                prefix, prefix + pos_bytes(self.first), prefix + pos_bytes(cut))):
+            if done >= max_chunks:
+                reached = chunks.position_of(key)
+                break
+            start = chunks.position_of(key)
+            records = chunks.decode(value)
+            keep = [b"" if start + i < cut else r for i, r in enumerate(records)]
+            removed += [len(r) for i, r in enumerate(records) if start + i < cut and r]
+            if any(keep):
+                turn.put(key, chunks.encode(keep), lazy=True)
+            else:
+                turn.delete(key, lazy=True)
+        self.chunk_cache.forget()
+        recent.drop_before(self.qid, reached)
+        self.first = max(self.first, reached)
+        self.count -= len(removed)
+        self.bytes -= sum(removed)
+        turn.changed(self, lazy=True)
+        return len(removed), self.first
+
     def read(self, store: Store, begin: int, end: int) -> list[bytes | None]:
         """Records of positions [begin, end) (None for a hole): the tail, then RocksDB."""
         split = min(max(begin, self.tail.first), end)  # below it: only in RocksDB
@@ -162,4 +198,4 @@ class QueueState:
         return QueueInfo(name=self.name, domain=self.domain, config=self.config,
                          message_count=self.count, bytes=self.bytes, first_position=self.first,
                          last_position=self.last, groups=len(self.groups),
-                         created_at=format_ts(self.created_ms))
+                         created_at=format_ts(self.created_ms), expired=self.expired)

@@ -59,6 +59,17 @@ class Tail:
         self.bytes -= freed
         return freed
 
+    def drop_before(self, pos: int) -> int:
+        """Forget every record before `pos` (deleted from the front); the bytes freed."""
+        count = min(max(0, pos - self.first), len(self.records))
+        if not count:
+            return 0
+        freed = sum(map(len, filter(None, self.records[:count]))) + RECORD_OVERHEAD * count
+        del self.records[:count]
+        self.first += count
+        self.bytes -= freed
+        return freed
+
     def trim(self, keep_bytes: int) -> int:
         """Drop the oldest records until at most `keep_bytes` are held; the bytes freed.
 
@@ -122,6 +133,11 @@ class Recent:
         tail = self.tails.get(qid)
         if tail is not None:
             self.bytes -= tail.discard(pos)
+
+    def drop_before(self, qid: int, pos: int) -> None:
+        tail = self.tails.get(qid)
+        if tail is not None:
+            self.bytes -= tail.drop_before(pos)
 
     def drop(self, qid: int) -> None:
         tail = self.tails.pop(qid, None)

@@ -38,7 +38,7 @@ from gortms.protocol import (Cancel, Deliveries, DomainGet, DomainList, DomainSt
                              GroupGet, GroupList, GroupListAll, PendingGet, Ping, ProtocolError,
                              QueueGet, QueueList, Request, ShardInfoGet, decode_request,
                              decode_requests, encode_event, encode_replies, failed, ok)
-from shard import deadletters, handlers
+from shard import deadletters, handlers, retention
 from shard.circuit import OPEN
 from shard.groups import Delivery, GroupState, Waiter
 from shard.state import ShardState
@@ -153,7 +153,9 @@ class ShardServer:
 
     def _process(self, messages: list[list[bytes]]) -> None:
         state = self.state
-        state.now_ms = now_ms()
+        # Never backwards (a clock step): records are stamped with it, and replay by time and
+        # ttl expiry find positions by a binary search over the stamps.
+        state.now_ms = max(now_ms(), state.now_ms)
         self.disk.refresh()
         only = self.only
         replies: dict[bytes, list[ReplyItem]] = {}
@@ -226,8 +228,11 @@ class ShardServer:
         try:
             if turn.commit(defer_lazy) is not None:
                 state.turn = state.new_turn()
-                if turn.deleted_ranges and self.disk.low and self.loop is not None:
-                    self.loop.call_soon(self._reclaim, turn.deleted_ranges)
+                ranges = turn.deleted_ranges if self.disk.low else []
+                if state.reclaim:
+                    ranges, state.reclaim = ranges + state.reclaim, []
+                if ranges and self.loop is not None:
+                    self.loop.call_soon(self._reclaim, ranges)
         except StorageError as exc:
             self._store_failed(exc)
             return False
@@ -240,8 +245,9 @@ class ShardServer:
         return True
 
     def _reclaim(self, ranges: list[tuple[bytes, bytes]]) -> None:
-        """Deleted while the disk is low: free the space now, so writes resume soon. It runs
-        after the replies went out; the loop waits for it (a flush: tens of milliseconds)."""
+        """Deleted while the disk is low, or a queue emptied by retention: free the space now
+        (so writes resume soon). It runs after the replies went out; the loop waits for it
+        (a flush and a compaction of the range: tens of milliseconds)."""
         if self.only is not None:
             return
         try:
@@ -470,7 +476,7 @@ class ShardServer:
 
     def _tick(self, sweep: bool) -> None:
         state = self.state
-        state.now_ms = now_ms()
+        state.now_ms = max(now_ms(), state.now_ms)
         self.disk.refresh()
         if self.only is not None:  # read-only: no timer may write; try to recover
             self._recover()
@@ -495,6 +501,7 @@ class ShardServer:
         state = self.state
         for queue in list(state.queues.values()):
             queue.forget_expired(state.now_ms, state.turn)
+            retention.sweep(state, queue)
             for group in list(queue.groups.values()):
                 idle_ms = state.now_ms - group.last_active_ms
                 if group.ttl > 0 and idle_ms > group.ttl * 1000 and not any(

@@ -48,6 +48,8 @@ class ShardState:
         self.published: set[QueueState] = set()  # this turn, for wake-ups and events
         self.settled: set[GroupState] = set()  # acked or nacked this turn, for wake-ups
         self.catalog_events: list[CatalogEvent] = []
+        # Key ranges whose space should go back to the disk after the commit (retention.py).
+        self.reclaim: list[tuple[bytes, bytes]] = []
         self.parked = 0  # long polls waiting, over all groups
         self.recent = Recent(limits.recent_cache_bytes)
 

@@ -51,9 +51,9 @@ class Turn:
         self.logged.delete(key)
         self.needs_sync |= not lazy
 
-    def delete_range(self, begin: bytes, end: bytes) -> None:
+    def delete_range(self, begin: bytes, end: bytes, lazy: bool = False) -> None:
         self.logged.delete_range(begin, end)
-        self.needs_sync = True
+        self.needs_sync |= not lazy
         self.deleted_ranges.append((begin, end))
 
     def changed(self, owner: Persistent, lazy: bool = False) -> None:

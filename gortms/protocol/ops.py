@@ -101,6 +101,7 @@ class QueueInfo(Reply):
     last_position: int
     groups: int
     created_at: str
+    expired: int = 0  # messages deleted by the queue's ttl since it was created
 
 
 class Queues(Reply):
@@ -141,6 +142,7 @@ class GroupInfo(Reply):
     last_activity: str
     waiting: int
     circuit: str
+    expired: int = 0  # messages that expired (queue ttl) before this group acknowledged them
 
 
 class GroupCreated(Reply):
