@@ -18,6 +18,7 @@ from starlette.types import Receive
 
 from gortms.checks import Name, check_message_id, fields_of
 from gortms.errors import GortmsError, InvalidJson, InvalidParameter, SchemaViolation
+from gortms.models import parse_duration, parse_ts
 from gortms.protocol import Deliveries, Fetch, Publish, Published, deliveries_json, encode_message
 from gateway.catalog import Domain
 from gateway.context import GENERATED_ID_LENGTH, Gateway
@@ -62,6 +63,19 @@ def idempotency_key(headers: Mapping[str, str]) -> str | None:
     return key
 
 
+def delivery_time(headers: Mapping[str, str]) -> dict[str, int]:
+    """`Deliver-At: <RFC 3339>` or `Delay: <duration>`: the Publish fields that keep the
+    messages from groups until then (none: {})."""
+    at, delay = headers.get("deliver-at"), headers.get("delay")
+    if at is None and delay is None:
+        return {}
+    if at is not None and delay is not None:
+        raise InvalidParameter("give Deliver-At or Delay, not both")
+    if at is not None:
+        return {"deliver_at_ms": max(0, parse_ts(at, "the Deliver-At header"))}
+    return {"delay_ms": int(parse_duration(delay, "the Delay header") * 1000)}
+
+
 def payload_id(payload: dict[str, Any]) -> str | None:
     value = payload.get("id")
     return value if isinstance(value, str) and value else None
@@ -98,7 +112,8 @@ class MessagesApi:
         check_message_id(message_id, "the message id")
         blob = encode_message(message_id, message_headers(headers), data)
         reply: Published = await self.gw.send_to_queue(
-            record, queue, Publish, records=[blob], key=idempotency_key(headers))
+            record, queue, Publish, records=[blob], key=idempotency_key(headers),
+            **delivery_time(headers))
         if reply.duplicate:
             assert reply.message_ids is not None
             return 200, orjson.dumps({"status": "success", "messageId": reply.message_ids[0],
@@ -131,7 +146,8 @@ class MessagesApi:
         record = self.gw.catalog.cached(domain) or await self.gw.catalog.domain(domain)
         blobs, ids = self._batch_records(messages, record, headers)
         reply: Published = await self.gw.send_to_queue(
-            record, queue, Publish, records=blobs, key=idempotency_key(headers))
+            record, queue, Publish, records=blobs, key=idempotency_key(headers),
+            **delivery_time(headers))
         if reply.duplicate:
             assert reply.message_ids is not None
             return 200, orjson.dumps({"status": "success", "count": reply.count,

@@ -240,9 +240,15 @@ class GroupState:
             entry.consumer = consumer
             entry.deadline_ms = deadline
             entry.state = INFLIGHT
-            turn.put(rprefix + pos_bytes(pos), retry_value(entry.delivery_count), lazy=True)
+            if entry.delivery_count > 1:
+                turn.put(rprefix + pos_bytes(pos), retry_value(entry.delivery_count), lazy=True)
+            else:  # the first delivery of a message held back for later: its record goes
+                turn.delete(rprefix + pos_bytes(pos), lazy=True)
             out.append((pos, entry.delivery_count, record))
-        if out:
+        if out and self.ack_mode is AckMode.AUTO:  # messages that were held back for later
+            for pos, _, _ in out:
+                self.settle(pos, turn)
+        elif out:
             self._lease(turn, consumer, deadline, [pos for pos, _, _ in out])
         return out
 
@@ -281,6 +287,7 @@ class GroupState:
         explicit = self.ack_mode is AckMode.EXPLICIT
         deadline = now_ms + int(queue.config.ack_timeout * 1000)
         pending, by_id = self.pending, self.by_id
+        scheduled = queue.scheduled  # delayed delivery (Deliver-At, Delay): usually empty
         out: list[Delivery] = []
         delivered: list[int] = []
         while len(out) < room and self.position <= queue.durable:
@@ -290,6 +297,9 @@ class GroupState:
             for pos, record in zip(range(begin, end), records):
                 if record is None:  # a hole (deleted message): skip it for good
                     self.acks.add(pos)
+                    continue
+                if scheduled and scheduled.get(pos, 0) > now_ms:
+                    self._hold(pos, record, scheduled[pos], turn)
                     continue
                 out.append((pos, 1, record))
                 if explicit:
@@ -304,9 +314,23 @@ class GroupState:
         if explicit:
             if delivered:
                 self._lease(turn, consumer, deadline, delivered)
+        elif pending:  # messages held back for later: acked one by one, not past them
+            for pos, _, _ in out:
+                self.acks.add(pos)
         else:
             self.acks.advance(self.position)
         return out
+
+    def _hold(self, pos: int, record: bytes, due_ms: int, turn: Turn) -> None:
+        """A message published for later: pending, delayed until `due_ms`, never delivered
+        yet (its first delivery is the redelivery that the due time starts)."""
+        message_id = record_id(record)
+        self.pending[pos] = Pending(message_id, "", 0, due_ms, DELAYED)
+        if self.by_id.setdefault(message_id, pos) != pos:
+            self._share_id(message_id, pos)
+        heapq.heappush(self.delayed, (due_ms, pos, 0))
+        turn.put(redelivery_prefix(self.queue.qid, self.name) + pos_bytes(pos),
+                 retry_value(0, due_ms), lazy=True)
 
     def _share_id(self, message_id: str, pos: int) -> None:
         """`pos` is pending under an id that another pending message has already."""

@@ -195,6 +195,9 @@ def publish(state: ShardState, req: Publish) -> Published | bytes:
     # before anything is staged, so a malformed record fails the publish, not the turn.
     message_ids = None if key is None else _ids_of(records)
     first = queue.append(state.turn, state.recent, ts_bytes(state.now_ms), records)
+    due_ms = max(req.deliver_at_ms, state.now_ms + req.delay_ms if req.delay_ms else 0)
+    if due_ms > state.now_ms:
+        queue.schedule(first, len(records), due_ms, state.turn)
     state.published.add(queue)
     if key is None:
         return Published(first_position=first, count=len(records))

@@ -24,7 +24,7 @@ from shard.groups import DELAYED, DUE, INFLIGHT, GroupState, decode_lease
 from shard.queues import QueueState
 from shard.state import ShardState
 from shard.store import (Store, counter_key, counters_key, cursor_key, dedup_prefix, group_key,
-                         lease_prefix, prefix_end, redelivery_prefix)
+                         lease_prefix, prefix_end, redelivery_prefix, schedule_prefix)
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,10 @@ def load(state: ShardState) -> None:
         state.add_queue(queue, loaded=True)
         for group in read_groups(store, queue):
             queue.groups[group.name] = group
-            if group.ack_mode is AckMode.EXPLICIT:
-                _restore_pending(state, group)
+            # (An auto-ack group has gaps only for messages published for later delivery.)
+            _restore_pending(state, group)
         _load_dedup(state, queue)
+        _load_schedules(state, queue)
     if state.turn:
         if not store.read_only:
             state.turn.commit()
@@ -156,6 +157,17 @@ def _restore_pending(state: ShardState, group: GroupState) -> None:
         log.info("group %s/%s/%s: %d unacknowledged deliveries: %d still leased, %d waiting "
                  "for a retry, %d due again", queue.domain, queue.name, group.name,
                  len(group.pending), states[INFLIGHT], states[DELAYED], states[DUE])
+
+
+def _load_schedules(state: ShardState, queue: QueueState) -> None:
+    """Messages published for later delivery whose time has not come (the rest: deleted)."""
+    prefix = schedule_prefix(queue.qid)
+    for key, value in state.store.scan(prefix, prefix_end(prefix)):
+        count, due_ms = int.from_bytes(value[:4], "big"), int.from_bytes(value[4:12], "big")
+        if due_ms > state.now_ms:
+            queue.schedule(position_of(key), count, due_ms, None)
+        else:
+            state.turn.delete(key, lazy=True)
 
 
 def _load_dedup(state: ShardState, queue: QueueState) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 import msgspec
 import orjson
@@ -12,7 +13,8 @@ from gortms.protocol import QueueInfo
 from shard import chunks
 from shard.groups import GroupState
 from shard.recent import Recent, Tail
-from shard.store import Store, counters_key, dedup_prefix, message_prefix, pos_bytes, queue_key
+from shard.store import (Store, counters_key, dedup_prefix, message_prefix, pos_bytes, queue_key,
+                         schedule_prefix)
 from shard.turn import Turn
 
 # Idempotency keys remembered per queue; past this the oldest are forgotten early.
@@ -22,7 +24,7 @@ MAX_DEDUP_KEYS = 100_000
 class QueueState:
     __slots__ = ("qid", "domain", "name", "epoch", "config", "created_ms", "first", "last",
                  "count", "bytes", "groups", "dedup", "message_prefix", "tail", "staged",
-                 "chunk_cache", "durable", "expired")
+                 "chunk_cache", "durable", "expired", "scheduled", "schedules")
 
     def __init__(self, qid: int, domain: str, name: str, epoch: int, config: QueueConfig,
                  created_ms: int) -> None:
@@ -40,6 +42,10 @@ class QueueState:
         self.count = 0
         self.bytes = 0
         self.expired = 0  # messages deleted by `ttl` (shard/retention.py)
+        # Delayed delivery: position -> when groups may have it (Deliver-At, Delay), and a
+        # heap of the (due time, first position, count) runs, to forget them once due.
+        self.scheduled: dict[int, int] = {}
+        self.schedules: list[tuple[int, int, int]] = []
         self.groups: dict[str, GroupState] = {}
         # key -> (expiry ms, original reply); insertion order is expiry order
         self.dedup: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
@@ -98,6 +104,24 @@ class QueueState:
         persistent = self.config.is_persistent
         turn.changed(self, lazy=not persistent)  # a persistent queue's records need the fsync
         return first
+
+    def schedule(self, first: int, count: int, due_ms: int, turn: Turn | None) -> None:
+        """Positions [first, first + count) are kept from groups until `due_ms`; durable with
+        the publish (`turn`), or read back at load (None)."""
+        for pos in range(first, first + count):
+            self.scheduled[pos] = due_ms
+        heapq.heappush(self.schedules, (due_ms, first, count))
+        if turn is not None:
+            turn.put(schedule_prefix(self.qid) + pos_bytes(first),
+                     count.to_bytes(4, "big") + due_ms.to_bytes(8, "big"))
+
+    def forget_schedules(self, now_ms: int, turn: Turn) -> None:
+        """Runs whose time has come: groups deliver those messages as any others now."""
+        while self.schedules and self.schedules[0][0] <= now_ms:
+            _, first, count = heapq.heappop(self.schedules)
+            for pos in range(first, first + count):
+                self.scheduled.pop(pos, None)
+            turn.delete(schedule_prefix(self.qid) + pos_bytes(first), lazy=True)
 
     def delete(self, store: Store, turn: Turn, recent: Recent, positions: list[int]) -> int:
         """Delete stored messages (they read as holes from then on); how many were."""

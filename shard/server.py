@@ -501,6 +501,8 @@ class ShardServer:
         state = self.state
         for queue in list(state.queues.values()):
             queue.forget_expired(state.now_ms, state.turn)
+            if queue.schedules:
+                queue.forget_schedules(state.now_ms, state.turn)
             retention.sweep(state, queue)
             for group in list(queue.groups.values()):
                 idle_ms = state.now_ms - group.last_active_ms

@@ -16,6 +16,8 @@ byte order equals numeric order, and a queue's keys share a prefix so a range co
                             while it waits for one
     E<qid:4><group>\\0<lease:8> a lease: one fetch's deadline, consumer and positions (runs)
     I<qid:4><key>           Idempotency-Key -> expiry and original reply
+    T<qid:4><position:8>    delayed delivery: from this position, count (4) messages are kept
+                            from groups until a time (8, epoch ms)
 
 Queue ids are never reused, so dropping a queue is a few range deletes and a queue created
 again under the same name can never see old keys.
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from typing import Iterator, Protocol
 
-QUEUE_KINDS = (b"M", b"G", b"K", b"R", b"E", b"I")
+QUEUE_KINDS = (b"M", b"G", b"K", b"R", b"E", b"I", b"T")
 
 
 class Batch(Protocol):
@@ -103,6 +105,10 @@ def lease_prefix(qid: int, group: str) -> bytes:
 
 def lease_key(qid: int, group: str, lease: int) -> bytes:
     return lease_prefix(qid, group) + lease.to_bytes(8, "big")
+
+
+def schedule_prefix(qid: int) -> bytes:
+    return b"T" + qid_bytes(qid)
 
 
 def dedup_prefix(qid: int) -> bytes:

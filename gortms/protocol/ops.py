@@ -307,6 +307,9 @@ class Publish(QueueRequest, tag="publish"):
     reply = Published
     records: Annotated[list[bytes], Meta(min_length=1)]
     key: str | None = None  # Idempotency-Key
+    # Delayed delivery: invisible to groups until the later of these (on the shard's clock).
+    deliver_at_ms: Annotated[int, Meta(ge=0)] = 0  # Deliver-At
+    delay_ms: Annotated[int, Meta(ge=0)] = 0  # Delay
 
 
 class GroupCreate(QueueRequest, tag="group_create"):

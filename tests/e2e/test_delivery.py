@@ -334,3 +334,70 @@ def test_a_bad_settle_is_a_400_and_changes_nothing(api, body):
     reply = api.post(f"{queue}/consumer-groups/g/settle", json=body)
     assert reply.status_code == 400, reply.text
     assert pending(api, queue)[message["id"]]["state"] == "delivered"
+
+
+# --- delayed delivery ---------------------------------------------------------------------------
+
+
+def test_a_delayed_message_is_invisible_until_its_time_and_keeps_its_position(api):
+    queue = make_queue(api)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
+    api.post(f"{queue}/consumer-groups", json={"groupId": "auto", "ackMode": "auto"})
+    api.post(f"{queue}/messages", json={"n": 1})
+    later = api.post(f"{queue}/messages", json={"n": 2}, headers={"Delay": "2s"})
+    assert later.status_code == 201 and later.json()["position"] == 2
+    api.post(f"{queue}/messages", json={"n": 3})
+    for group in ("g", "auto"):
+        assert [m["position"] for m in consume(api, queue, group, count=10)] == [1, 3]
+    entry = pending(api, queue)[later.json()["messageId"]]
+    assert entry["state"] == "delayed" and 1 < seconds_until(entry["deadline"]) <= 2
+    for group in ("g", "auto"):
+        [due] = wait_for_delivery(api, queue, group)
+        assert (due["position"], due["deliveryCount"], due["payload"]) == (2, 1, {"n": 2})
+    assert api.get(f"{queue}/consumer-groups/auto").json()["pending"] == 0
+
+
+def test_deliver_at_applies_to_a_whole_batch_and_a_past_time_delivers_at_once(api):
+    queue = make_queue(api)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
+    at = datetime.fromtimestamp(time.time() + 1.5, timezone.utc).isoformat()
+    reply = api.post(f"{queue}/messages/batch", json={"messages": [{"n": 1}, {"n": 2}]},
+                     headers={"Deliver-At": at})
+    assert reply.status_code == 201
+    past = api.post(f"{queue}/messages", json={"n": 3},
+                    headers={"Deliver-At": "2020-01-01T00:00:00Z"})
+    assert [m["position"] for m in consume(api, queue, "g", count=10)] == [3]
+    assert past.json()["position"] == 3
+    got: list[int] = []
+    while len(got) < 2:
+        got += [m["position"] for m in wait_for_delivery(api, queue)]
+    assert sorted(got) == [1, 2]
+
+
+@pytest.mark.parametrize("headers", [{"Delay": "soon"}, {"Delay": "30"},
+                                     {"Deliver-At": "tomorrow"},
+                                     {"Delay": "1s", "Deliver-At": "2030-01-01T00:00:00Z"}])
+def test_a_bad_delivery_time_is_a_400_and_stores_nothing(api, headers):
+    queue = make_queue(api)
+    reply = api.post(f"{queue}/messages", json={"n": 1}, headers=headers)
+    assert reply.status_code == 400, reply.text
+    assert api.get(queue).json()["messageCount"] == 0
+
+
+@pytest.mark.slow
+def test_a_delayed_message_survives_a_restart(broker_factory, tmp_path):
+    data = tmp_path / "data"
+    broker: Broker = broker_factory(data)
+    with broker.client() as api:
+        queue = queue_on_shard(api, 0)
+        api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
+        reply = api.post(f"{queue}/messages", json={"n": 1}, headers={"Delay": "3s"})
+        assert reply.status_code == 201
+        assert consume(api, queue, "g", count=10) == []  # held back: pending, delayed
+    broker.kill_tree()
+    broker = broker_factory(data)
+    with broker.client() as api:
+        [due] = wait_for_delivery(api, queue)
+        assert (due["id"], due["deliveryCount"]) == (reply.json()["messageId"], 1)
+        api.post(f"{queue}/consumer-groups", json={"groupId": "late"})
+        assert len(consume(api, queue, "late", count=10)) == 1  # its time has come for all

@@ -325,7 +325,7 @@ def test_a_request_of_a_newer_epoch_drops_the_older_incarnations_queue_durably(
     with pytest.raises(QueueNotFound):
         shard.call(QueueGet(**at(epoch=2)))
     assert (DOMAIN, QUEUE) not in shard.state.queues
-    assert shard.commit() == [("fsync", "EGIKLMNQR")]
+    assert shard.commit() == [("fsync", "EGIKLMNQRT")]
     assert [shard.keys(kind) for kind in (b"Q", b"N", b"L", b"M", b"G", b"K")] == [[]] * 6
     assert shard.announced == [CatalogEvent(kind="queue", domain=DOMAIN, queue=QUEUE)]
 

@@ -447,3 +447,20 @@ def test_a_fresh_store_loads_an_empty_shard() -> None:
     assert (state.domains, state.queues, state.next_qid, state.next_epoch) == ({}, {}, 1, 1)
     assert not state.turn
     assert list(fresh.store.scan(b"\x00", b"\xff")) == []
+
+
+def test_a_message_published_for_later_is_still_held_back_after_a_restart(
+        shard: Shard) -> None:
+    shard.group()
+    records = [encode_message("later", b"{}", b'{"n":1}')]
+    shard.do(Publish(**at(), records=records, delay_ms=60_000))
+    shard.publish(1)
+    fresh = restart(shard.store, T0 + 10_000)
+    assert delivered(fresh.fetch()) == [(2, 1, "m2")]
+    fresh.do(Ack(**of_group(), ids=["m2"]))
+    group = fresh.state.queues[(DOMAIN, QUEUE)].groups[GROUP]
+    assert group.expire(T0 + 60_000, fresh.state.turn) is True
+    assert delivered(fresh.fetch()) == [(1, 1, "later")]
+    # Once due, the schedule is forgotten at load: a later group gets it at once.
+    again = restart(shard.store, T0 + 120_000)
+    assert again.state.queues[(DOMAIN, QUEUE)].scheduled == {}
