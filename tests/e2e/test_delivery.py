@@ -401,3 +401,33 @@ def test_a_delayed_message_survives_a_restart(broker_factory, tmp_path):
         assert (due["id"], due["deliveryCount"]) == (reply.json()["messageId"], 1)
         api.post(f"{queue}/consumer-groups", json={"groupId": "late"})
         assert len(consume(api, queue, "late", count=10)) == 1  # its time has come for all
+
+
+# --- idempotent publish across restarts -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_idempotency_key_is_remembered_across_a_sigkill(broker_factory, tmp_path):
+    data = tmp_path / "data"
+    broker: Broker = broker_factory(data)
+    with broker.client() as api:
+        queue = queue_on_shard(api, 1)
+        first = api.post(f"{queue}/messages", json={"n": 1},
+                         headers={"Idempotency-Key": "order-77"})
+        assert first.status_code == 201
+        batch = api.post(f"{queue}/messages/batch", json={"messages": [{"n": 2}, {"n": 3}]},
+                         headers={"Idempotency-Key": "batch-9"})
+        assert batch.status_code == 201
+    broker.kill_tree()
+    broker = broker_factory(data)
+    with broker.client() as api:
+        again = api.post(f"{queue}/messages", json={"n": 1},
+                         headers={"Idempotency-Key": "order-77"})
+        assert again.status_code == 200
+        assert (again.json()["messageId"], again.json()["position"], again.json()["duplicate"]) \
+            == (first.json()["messageId"], 1, True)
+        repeat = api.post(f"{queue}/messages/batch", json={"messages": [{"n": 2}, {"n": 3}]},
+                          headers={"Idempotency-Key": "batch-9"})
+        assert repeat.status_code == 200
+        assert repeat.json()["messageIds"] == batch.json()["messageIds"]
+        assert api.get(queue).json()["messageCount"] == 3

@@ -292,3 +292,25 @@ def test_domain_of_another_incarnation_never_shows_old_groups(api):
     api.post("/api/domains", json={"name": domain})
     api.post(f"/api/domains/{domain}/queues", json={"name": "q"})
     assert api.get(f"/api/domains/{domain}/queues/q/consumer-groups").json() == {"groups": []}
+
+
+def test_an_expired_group_goes_with_its_pending_state_and_ttl_0_never_expires(api):
+    queue = make_queue(api, ackTimeout="1h")
+    publish(api, queue, 3)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "brief", "ttl": "1s"})
+    api.post(f"{queue}/consumer-groups", json={"groupId": "forever", "ttl": "0"})
+    held = consume(api, queue, "brief", count=2)
+    consume(api, queue, "forever", count=2)
+    assert group(api, queue, "brief")["pending"] == 2
+    deadline = time.monotonic() + 15
+    while api.get(f"{queue}/consumer-groups/brief").status_code == 200:
+        assert time.monotonic() < deadline, "the group never expired"
+        time.sleep(0.1)
+    assert group(api, queue, "forever")["pending"] == 2  # ttl "0": kept, with its pending
+    # A group of the same name starts afresh: nothing pending, nothing acked, from earliest.
+    api.post(f"{queue}/consumer-groups", json={"groupId": "brief"})
+    fresh = group(api, queue, "brief")
+    assert (fresh["pending"], fresh["position"]) == (0, 1)
+    assert [m["id"] for m in consume(api, queue, "brief", count=10)][:2] == [
+        m["id"] for m in held]
+    assert all(m["deliveryCount"] == 1 for m in consume(api, queue, "forever", count=10))
