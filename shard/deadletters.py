@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 ORIGIN_HEADERS = ("x-origin-queue", "x-origin-group", "x-attempts", "x-reason",
                   "x-original-id", "x-original-position")
 MAX_REDRIVE = 10_000  # messages moved back by one request, at most
+MAX_NAME = 128  # gortms.checks NAME_PATTERN
 
 
 def dlq_name(queue: str) -> str:
@@ -41,6 +42,15 @@ def move(state: ShardState, group: GroupState) -> int:
     the current turn; how many moved."""
     dead, group.dead = group.dead, []
     queue = group.queue
+    if len(dlq_name(queue.name)) > MAX_NAME:
+        # `{q}.dlq` would break the naming rule (nobody could read it): keep retrying instead.
+        log.error("%s/%s: no dead-letter queue for a name this long; %d messages of group %s "
+                  "are due again instead", queue.domain, queue.name, len(dead), group.name)
+        for pos, _ in dead:
+            entry = group.pending.get(pos)
+            if entry is not None:
+                group.make_due(pos, entry)
+        return 0
     dlq = _dlq_of(state, queue)
     positions = [pos for pos, _ in dead]
     records = queue.read_positions(state.store, positions)

@@ -505,6 +505,10 @@ class GroupState:
                 self._delay(pos, entry, now_ms, turn)
                 self._make_due(pos, entry)
 
+    def make_due(self, pos: int, entry: Pending) -> None:
+        """Due for the next fetch (a dead letter that has nowhere to go, say)."""
+        self._make_due(pos, entry)
+
     def _make_due(self, pos: int, entry: Pending) -> None:
         entry.state = DUE
         entry.deadline_ms = 0

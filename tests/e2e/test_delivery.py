@@ -431,3 +431,19 @@ def test_an_idempotency_key_is_remembered_across_a_sigkill(broker_factory, tmp_p
         assert repeat.status_code == 200
         assert repeat.json()["messageIds"] == batch.json()["messageIds"]
         assert api.get(queue).json()["messageCount"] == 3
+
+
+def test_a_queue_whose_dlq_name_would_be_too_long_keeps_retrying_instead(api):
+    domain = unique("long")
+    api.post("/api/domains", json={"name": domain})
+    name = "q" * 126  # "{name}.dlq" would be 130 characters
+    queue = f"/api/domains/{domain}/queues/{name}"
+    assert api.post(f"/api/domains/{domain}/queues", json={"name": name, "config": {
+        "retryEnabled": True, "retryConfig": {"maxRetries": 0}}}).status_code == 201
+    publish(api, queue, 1)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
+    [message] = consume(api, queue, "g", count=1)
+    reply = api.post(f"{queue}/consumer-groups/g/nack", json={"ids": [message["id"]]})
+    assert reply.json()["deadLettered"] == 0
+    [again] = consume(api, queue, "g", count=1)
+    assert (again["id"], again["deliveryCount"]) == (message["id"], 2)
