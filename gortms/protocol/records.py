@@ -63,19 +63,11 @@ def record_to_dict(record: bytes) -> dict[str, Any]:
     return data
 
 
-_HEADS: dict[bytes, bytes] = {}  # stamp -> the delivered message's head, with its timestamp
-MAX_HEADS = 4096
-
-
 def deliveries_json(deliveries: Deliveries) -> bytes:
     """{"messages": [...], "count": n}, each message spliced from its record."""
     # A fetch's records mostly share a few timestamps: one template per timestamp, with the
     # position, delivery count and JSON tail filled in per message.
-    # The templates are kept across calls: a batch with redeliveries in it (older messages,
-    # many timestamps) would otherwise format each of their timestamps again.
-    heads = _HEADS
-    if len(heads) > MAX_HEADS:
-        heads.clear()
+    heads: dict[bytes, bytes] = {}
     out = []
     append = out.append
     for pos, count, record in zip(deliveries.positions, deliveries.counts, deliveries.records):
