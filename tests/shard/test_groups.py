@@ -774,3 +774,115 @@ def test_retry_n_waits_initial_delay_times_factor_to_the_n_minus_1_capped() -> N
                          max_delay=Duration(10.0))
     assert [retry_delay_ms(config, n) for n in range(1, 6)] == [500, 1500, 4500, 10_000,
                                                                   10_000]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_with_retries_extends_dead_letters_and_restarts_nothing_is_lost_or_held_twice(
+        seed: int) -> None:
+    """Random fetch/ack/nack/extend/timeout/restart with retries on (and a circuit): every
+    delivery goes to a message nobody holds, and every message ends acked or dead-lettered."""
+    from gortms.models import CircuitBreakerConfig, RetryConfig
+    rng = random.Random(seed)
+    world = World(QueueConfig(
+        ack_timeout=1.0, retry_enabled=True,
+        retry_config=RetryConfig(max_retries=2, initial_delay=Duration(0.2), factor=2.0,
+                                 max_delay=Duration(1.0)),
+        circuit_breaker_enabled=rng.random() < 0.5,
+        circuit_breaker_config=CircuitBreakerConfig(minimum_requests=4, error_threshold=0.6,
+                                                    success_threshold=1,
+                                                    open_timeout=Duration(0.5))))
+    group = world.group()
+    held: dict[int, tuple[str, int]] = {}  # position -> (consumer, lease deadline)
+    acked: set[int] = set()
+    dead: set[int] = set()
+    now = T0
+
+    def take_dead() -> None:  # what shard/deadletters.py does, minus the copy
+        turn = Turn(world.store)
+        for pos, _ in group.dead:
+            group.settle(pos, turn)
+            dead.add(pos)
+        group.dead.clear()
+        turn.commit()
+
+    for _ in range(300):
+        now += rng.randint(0, 400)
+        for pos, (_, deadline) in list(held.items()):
+            if deadline <= now:
+                del held[pos]
+        world.expire(group, now)
+        take_dead()
+        roll = rng.random()
+        consumer = rng.choice(["c1", "c2", "c3"])
+        mine = [p for p, (c, _) in held.items() if c == consumer]
+        if roll < 0.15:
+            world.publish(rng.randint(1, 4))
+        elif roll < 0.5:
+            out = world.fetch(group, consumer, count=rng.randint(1, 5), now_ms=now,
+                              max_pending=8)
+            for pos, _, _ in out:
+                assert pos not in held and pos not in acked and pos not in dead
+                held[pos] = (consumer, now + 1_000)
+        elif roll < 0.7 and mine:
+            chosen = rng.sample(mine, k=min(len(mine), rng.randint(1, 3)))
+            assert world.ack(group, positions=chosen, now_ms=now) == (len(chosen), [])
+            for pos in chosen:
+                del held[pos]
+                acked.add(pos)
+        elif roll < 0.85 and mine:
+            chosen = rng.sample(mine, k=min(len(mine), 2))
+            world.nack(group, [], chosen, rng.choice([None, None, 0, 300]), now)
+            take_dead()
+            for pos in chosen:
+                del held[pos]
+        elif roll < 0.93 and mine:
+            turn = Turn(world.store)
+            extended, unknown, deadline = group.extend([], mine, 2_000, now, turn)
+            turn.commit()
+            assert (extended, unknown) == (len(mine), [])
+            for pos in mine:
+                held[pos] = (consumer, deadline)
+        elif roll < 0.97:
+            fresh = _restart_with_leases(world, group, now)
+            assert {p: e.consumer for p, e in fresh.pending.items() if p in held} == {
+                p: c for p, (c, _) in held.items()}  # leases survive, with their consumer
+            group = fresh
+        assert set(group.pending) | acked | dead >= set(held)
+    # Drain: everything published ends acked or dead, and nothing twice.
+    for _ in range(400):
+        now += 2_000
+        world.expire(group, now)
+        take_dead()
+        out = world.fetch(group, "drain", count=50, now_ms=now, max_pending=10_000)
+        assert not set(positions(out)) & (acked | dead)
+        world.ack(group, positions=positions(out), now_ms=now)
+        acked |= set(positions(out))
+        if not group.pending and group.position > world.queue.last:
+            break
+    assert group.pending == {}
+    assert acked | dead == set(range(1, world.queue.last + 1))
+    assert not acked & dead
+
+
+def _restart_with_leases(world: World, group: GroupState, now_ms: int) -> GroupState:
+    """A restart at `now_ms`, as shard/loader.py does it: cursor, retries and leases."""
+    turn = Turn(world.store)
+    group.write_record(turn)
+    turn.commit()
+    fresh = GroupState(world.queue, group.spec, T0, world.queue.first)
+    fresh.restore_cursor(world.store.get(cursor_key(QID, group.name)) or b"")
+    unacked = list(fresh.acks.gaps(fresh.position))
+    records = chunks.read_positions(world.store, message_prefix(QID), unacked)
+    leases = loader.read_leases(world.store, fresh)
+    leased = {}
+    for seq in sorted(leases):
+        _, deadline, consumer, held = leases[seq]
+        for pos in held:
+            leased[pos] = (seq, deadline, consumer)
+    fresh.restore_pending(unacked, records, loader.retry_records(world.store, fresh), leased)
+    turn = Turn(world.store)
+    fresh.restore_leases({seq: (key, deadline, held)
+                          for seq, (key, deadline, _, held) in leases.items()}, turn)
+    turn.commit()
+    world.queue.groups[group.name] = fresh
+    return fresh
