@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Awaitable, Callable
 
 import orjson
 from msgspec import Meta, Struct
@@ -140,10 +140,14 @@ class GroupsApi:
         return _success(await self._group_call(request, ConsumerRemove, consumer=consumer))
 
     async def ack(self, request: Request) -> Response:
+        return await self._settling(request, self.acknowledge)
+
+    async def _settling(self, request: Request,
+                        handle: Callable[[str, str, str, bytes], Awaitable[bytes]]) -> Response:
+        """Ack and settle: the same code serves them on the fast path (gateway/fastpath.py)."""
         domain, queue = self._where(request)
         group = path_name(request, "group", "group")
-        body = await self.acknowledge(domain, queue, group,
-                                      await read_body(request, self.gw.max_body))
+        body = await handle(domain, queue, group, await read_body(request, self.gw.max_body))
         return Response(body, media_type=JSON)
 
     async def acknowledge(self, domain: str, queue: str, group: str, data: bytes) -> bytes:
@@ -155,11 +159,7 @@ class GroupsApi:
         return b'{"acked":%d,"unknown":%s}' % (reply.acked, orjson.dumps(reply.unknown))
 
     async def settle(self, request: Request) -> Response:
-        domain, queue = self._where(request)
-        group = path_name(request, "group", "group")
-        body = await self.settle_json(domain, queue, group,
-                                      await read_body(request, self.gw.max_body))
-        return Response(body, media_type=JSON)
+        return await self._settling(request, self.settle_json)
 
     async def settle_json(self, domain: str, queue: str, group: str, data: bytes) -> bytes:
         """{"ack": [...], "nack": [...], "delay"?, "reason"?}: one request to the owner shard,
