@@ -288,6 +288,10 @@ class ShardServer:
             self.state = old  # closed: all but pings are refused until _recover reopens it
             self.only = NO_STORE
             return False
+        except Exception:
+            # Not the disk: a bug while loading. Nothing is served from a closed store, and
+            # a restart loads from what is committed.
+            self._crash("reopening the store")
         return True
 
     def _recover(self) -> None:
