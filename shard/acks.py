@@ -2,7 +2,9 @@
 
 Everything below `floor` is acknowledged; above it, acknowledged positions are kept as sorted,
 disjoint, half-open ranges. Acks mostly arrive in order, so the ranges stay few and the floor
-climbs; the whole set is persisted as one small record per group.
+climbs. What was added since the owner last asked is kept too (`take_journal`), so that the
+owner can persist a commit's acknowledgements without writing the whole set again (the set
+grows with every message waiting for a retry: see shard/groups.py, ack deltas).
 """
 
 from __future__ import annotations
@@ -12,13 +14,24 @@ from typing import Iterator
 
 
 class AckSet:
-    __slots__ = ("floor", "_starts", "_ends")
+    __slots__ = ("floor", "_starts", "_ends", "journal")
 
     def __init__(self, floor: int = 1, ranges: list[int] | None = None) -> None:
         self.floor = floor
-        flat = ranges or []  # as written by ranges(): sorted, disjoint, above the floor
-        self._starts: list[int] = flat[0::2]
-        self._ends: list[int] = flat[1::2]
+        flat = ranges or []  # as written by ranges(): sorted, disjoint
+        # Ranges wholly below the floor are dropped, one that straddles it moves the floor.
+        starts, ends = flat[0::2], flat[1::2]
+        while starts and starts[0] <= floor:
+            self.floor = floor = max(floor, ends[0])
+            del starts[0], ends[0]
+        self._starts: list[int] = starts
+        self._ends: list[int] = ends
+        self.journal: list[int] = []  # [begin, end, ...] added since take_journal()
+
+    def take_journal(self) -> list[int]:
+        """What was acknowledged since the last call, as flat half-open runs."""
+        journal, self.journal = self.journal, []
+        return journal
 
     def __contains__(self, pos: int) -> bool:
         if pos < self.floor:
@@ -30,6 +43,11 @@ class AckSet:
         """Mark `pos` acknowledged; False if it already was."""
         if pos in self:
             return False
+        journal = self.journal
+        if journal and journal[-1] == pos:
+            journal[-1] = pos + 1
+        else:
+            journal += (pos, pos + 1)
         if pos == self.floor:
             self.floor += 1
             if self._starts and self._starts[0] == self.floor:
@@ -55,6 +73,7 @@ class AckSet:
         """Mark every position in [begin, end) acknowledged (positions that no longer exist)."""
         if end <= self.floor or begin >= end:
             return
+        self.journal += (begin, end)
         if begin <= self.floor:
             self.advance(end)
             return
@@ -71,11 +90,13 @@ class AckSet:
         self.floor = floor
         self._starts.clear()
         self._ends.clear()
+        self.journal = []  # the owner writes the whole (empty) set after a reset
 
     def advance(self, floor: int) -> None:
         """Acknowledge everything below `floor` (auto-ack groups, skipped positions)."""
         if floor <= self.floor:
             return
+        self.journal += (self.floor, floor)
         self.floor = floor
         while self._starts and self._starts[0] <= self.floor:
             self.floor = max(self.floor, self._ends[0])

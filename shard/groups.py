@@ -28,14 +28,15 @@ from gortms.models import AckMode, GroupSpec, format_ts
 from gortms.protocol import Consumer, GroupInfo, PendingEntry, record_id
 from shard.acks import AckSet
 from shard.circuit import Circuit
-from shard.store import (Store, cursor_key, group_key, lease_key, lease_prefix, pos_bytes,
-                         prefix_end, redelivery_prefix)
+from shard.store import (Store, ack_prefix, cursor_key, group_key, lease_key, lease_prefix,
+                         pos_bytes, prefix_end, redelivery_prefix)
 from shard.turn import Turn
 
 if TYPE_CHECKING:
     from shard.queues import QueueState
 
 INFLIGHT, DUE, DELAYED, DEAD = 0, 1, 2, 3
+MAX_ACK_DELTAS = 256  # ack delta records kept before the cursor holds the whole set again
 _STATE_NAMES = {INFLIGHT: "delivered", DUE: "due", DELAYED: "delayed", DEAD: "dead"}
 
 # (position, delivery count, record)
@@ -117,7 +118,7 @@ class GroupState:
     __slots__ = ("queue", "name", "ack_mode", "ttl", "start", "created_ms", "last_active_ms",
                  "position", "acks", "pending", "by_id", "due", "deadlines", "delayed",
                  "consumers", "registered", "waiters", "leases", "next_lease", "dead",
-                 "circuit", "expired")
+                 "circuit", "expired", "deltas", "next_delta", "base_json", "compact")
 
     def __init__(self, queue: QueueState, spec: GroupSpec, created_ms: int, position: int,
                  registered: list[str] | None = None) -> None:
@@ -143,6 +144,12 @@ class GroupState:
         # Failed past maxRetries this turn: (position, reason), for the caller to dead-letter.
         self.dead: list[tuple[int, str | None]] = []
         self.expired = 0  # messages the queue's ttl deleted before this group acked them
+        # Ack deltas (see persist): the records written since the last compaction, as
+        # (number, end of the last run), the next number, and the ranges the cursor holds.
+        self.deltas: deque[tuple[int, int]] = deque()
+        self.next_delta = 1
+        self.base_json = b"[]"
+        self.compact = False
         config = queue.config
         self.circuit = Circuit(config.circuit_breaker_config,
                                f"{queue.domain}/{queue.name}/{self.name}") \
@@ -167,8 +174,8 @@ class GroupState:
                              "consumers": self.registered})
 
     def cursor(self) -> bytes:
-        return orjson.dumps([self.position, self.acks.floor, self.acks.ranges(),
-                             self.last_active_ms, self.expired])
+        return b"[%d,%d,%s,%d,%d]" % (self.position, self.acks.floor, self.base_json,
+                                       self.last_active_ms, self.expired)
 
     def restore_cursor(self, data: bytes) -> None:
         # [position, ack floor, acked ranges, last activity, expired]; earlier releases wrote
@@ -176,6 +183,7 @@ class GroupState:
         position, floor, ranges, *rest = orjson.loads(data)
         self.position = position
         self.acks = AckSet(floor, ranges)
+        self.base_json = orjson.dumps(self.acks.ranges())
         if rest:
             self.last_active_ms = max(self.last_active_ms, rest[0])
         if len(rest) > 1:
@@ -187,7 +195,42 @@ class GroupState:
         turn.changed(self)
 
     def persist(self, turn: Turn) -> None:
+        """The cursor, and the acknowledgements since the last commit as a delta record.
+
+        The acked ranges above the floor grow with every message waiting for a retry, and
+        writing them all in every commit cost a tenth of consume+ack with 1% of retries
+        waiting 100 ms (docs/PERFORMANCE.md); so the cursor keeps the ranges of the last
+        compaction, each commit adds its own acks as one small record, records the floor
+        has passed are deleted, and every MAX_ACK_DELTAS records the set is written whole
+        again (a compaction)."""
+        journal = self.acks.take_journal()
+        prefix = ack_prefix(self.queue.qid, self.name)
+        if self.compact or len(self.deltas) >= MAX_ACK_DELTAS:
+            self.base_json = orjson.dumps(self.acks.ranges())
+            if self.deltas or self.compact:
+                turn.delete_range(prefix, prefix_end(prefix), lazy=True)
+            self.deltas.clear()
+            self.compact = False
+        elif journal and max(journal[1::2]) > self.acks.floor:  # (else the floor says it)
+            seq = self.next_delta
+            self.next_delta += 1
+            turn.put(prefix + seq.to_bytes(8, "big"), orjson.dumps(journal), lazy=True)
+            self.deltas.append((seq, max(journal[1::2])))
+        floor = self.acks.floor
+        while self.deltas and self.deltas[0][1] <= floor:  # the cursor's floor covers it
+            seq, _ = self.deltas.popleft()
+            turn.delete(prefix + seq.to_bytes(8, "big"), lazy=True)
         turn.put(cursor_key(self.queue.qid, self.name), self.cursor(), lazy=True)
+
+    def restore_acks(self, deltas: list[tuple[int, list[int]]]) -> None:
+        """After restore_cursor: the ack deltas written since the cursor's ranges, in order.
+        The next commit writes the whole set again (and deletes them)."""
+        for seq, runs in deltas:
+            for i in range(0, len(runs), 2):
+                self.acks.add_range(runs[i], runs[i + 1])
+            self.next_delta = max(self.next_delta, seq + 1)
+        self.acks.take_journal()
+        self.compact = bool(deltas)
 
     # --- delivering ---------------------------------------------------------------------------
 
@@ -544,6 +587,7 @@ class GroupState:
         """Replay from `position`: forget pending deliveries and acks from there on."""
         self.position = position
         self.acks.reset(position)
+        self.compact = True  # the acks recorded so far are void
         self.pending.clear()
         self.by_id.clear()
         self.due.clear()

@@ -23,8 +23,9 @@ from shard import chunks, deadletters
 from shard.groups import DELAYED, DUE, INFLIGHT, GroupState, decode_lease
 from shard.queues import QueueState
 from shard.state import ShardState
-from shard.store import (Store, counter_key, counters_key, cursor_key, dedup_prefix, group_key,
-                         lease_prefix, prefix_end, redelivery_prefix, schedule_prefix)
+from shard.store import (Store, ack_prefix, counter_key, counters_key, cursor_key, dedup_prefix,
+                         group_key, lease_prefix, prefix_end, redelivery_prefix,
+                         schedule_prefix)
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +102,18 @@ def read_groups(store: Store, queue: QueueState) -> list[GroupState]:
         cursor = store.get(cursor_key(queue.qid, group.name))
         if cursor is not None:
             group.restore_cursor(cursor)
+        group.restore_acks(read_ack_deltas(store, group))
         if group.acks.floor < queue.first:  # gone while unacknowledged: nothing to redeliver
             group.acks.add_range(group.acks.floor, queue.first)
         groups.append(group)
     return groups
+
+
+def read_ack_deltas(store: Store, group: GroupState) -> list[tuple[int, list[int]]]:
+    """The group's ack delta records, in the order they were written (see GroupState.persist)."""
+    prefix = ack_prefix(group.queue.qid, group.name)
+    return [(int.from_bytes(key[-8:], "big"), orjson.loads(value))
+            for key, value in store.scan(prefix, prefix_end(prefix))]
 
 
 def retry_records(store: Store, group: GroupState) -> dict[int, tuple[int, int]]:

@@ -11,7 +11,10 @@ byte order equals numeric order, and a queue's keys share a prefix so a range co
     M<qid:4><position:8>    a chunk: the records of consecutive positions from this one on
                             (shard/chunks.py; gortms.protocol's stored-record layout)
     G<qid:4><group>         consumer group record, JSON
-    K<qid:4><group>         consumer group cursor: position, ack floor, acked ranges
+    K<qid:4><group>         consumer group cursor: position, ack floor, acked ranges (as of
+                            the group's last compaction: see A)
+    A<qid:4><group>\\0<n:8>  acks since then: one commit's acknowledged runs (deleted once the
+                            floor passes them, or at the next compaction)
     R<qid:4><group>\\0<pos:8> delivery count of a redelivered message, and its retry time
                             while it waits for one
     E<qid:4><group>\\0<lease:8> a lease: one fetch's deadline, consumer and positions (runs)
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 from typing import Iterator, Protocol
 
-QUEUE_KINDS = (b"M", b"G", b"K", b"R", b"E", b"I", b"T")
+QUEUE_KINDS = (b"M", b"G", b"K", b"A", b"R", b"E", b"I", b"T")
 
 
 class Batch(Protocol):
@@ -99,6 +102,10 @@ def redelivery_prefix(qid: int, group: str) -> bytes:
     return b"R" + qid_bytes(qid) + group.encode() + b"\0"
 
 
+def ack_prefix(qid: int, group: str) -> bytes:
+    return b"A" + qid_bytes(qid) + group.encode() + b"\0"
+
+
 def lease_prefix(qid: int, group: str) -> bytes:
     return b"E" + qid_bytes(qid) + group.encode() + b"\0"
 
@@ -134,5 +141,6 @@ def drop_queue(batch: Batch, qid: int, domain: str, queue: str) -> None:
 def drop_group(batch: Batch, qid: int, group: str) -> None:
     batch.delete(group_key(qid, group))
     batch.delete(cursor_key(qid, group))
-    for prefix in (redelivery_prefix(qid, group), lease_prefix(qid, group)):
+    for prefix in (redelivery_prefix(qid, group), lease_prefix(qid, group),
+                   ack_prefix(qid, group)):
         batch.delete_range(prefix, prefix_end(prefix))

@@ -647,6 +647,7 @@ def _restart(world: World, group: GroupState) -> GroupState:
     cursor = world.store.get(cursor_key(QID, group.name))
     assert cursor is not None
     fresh.restore_cursor(cursor)
+    fresh.restore_acks(loader.read_ack_deltas(world.store, fresh))
     unacked = list(fresh.acks.gaps(fresh.position))
     records = chunks.read_positions(world.store, message_prefix(QID), unacked)
     fresh.restore_pending(unacked, records, loader.retry_records(world.store, group),
@@ -871,6 +872,7 @@ def _restart_with_leases(world: World, group: GroupState, now_ms: int) -> GroupS
     turn.commit()
     fresh = GroupState(world.queue, group.spec, T0, world.queue.first)
     fresh.restore_cursor(world.store.get(cursor_key(QID, group.name)) or b"")
+    fresh.restore_acks(loader.read_ack_deltas(world.store, fresh))
     unacked = list(fresh.acks.gaps(fresh.position))
     records = chunks.read_positions(world.store, message_prefix(QID), unacked)
     leases = loader.read_leases(world.store, fresh)

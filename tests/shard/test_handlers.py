@@ -325,7 +325,7 @@ def test_a_request_of_a_newer_epoch_drops_the_older_incarnations_queue_durably(
     with pytest.raises(QueueNotFound):
         shard.call(QueueGet(**at(epoch=2)))
     assert (DOMAIN, QUEUE) not in shard.state.queues
-    assert shard.commit() == [("fsync", "EGIKLMNQRT")]
+    assert shard.commit() == [("fsync", "AEGIKLMNQRT")]
     assert [shard.keys(kind) for kind in (b"Q", b"N", b"L", b"M", b"G", b"K")] == [[]] * 6
     assert shard.announced == [CatalogEvent(kind="queue", domain=DOMAIN, queue=QUEUE)]
 
@@ -616,7 +616,7 @@ def test_group_delete_removes_record_cursor_and_delivery_counts_durably(shard: S
     shard.fetch()
     shard.commit()
     assert shard.call(GroupDelete(**of_group())).deleted == GROUP
-    assert shard.commit() == [("fsync", "EGKR")]
+    assert shard.commit() == [("fsync", "AEGKR")]
     assert [shard.keys(kind) for kind in (b"G", b"K", b"R")] == [[], [], []]
     assert GROUP not in shard.state.queues[(DOMAIN, QUEUE)].groups
 
@@ -645,7 +645,7 @@ def test_group_seek_replays_from_the_target_forgetting_pending_durably(
     info = shard.call(GroupSeek(**of_group(), **seek))
     assert (info.position, info.pending, info.ack_floor) == (expected, 0, expected)
     assert info.last_activity == format_ts(T0 + 10_000)
-    assert shard.commit() == [("fsync", "EKR")]  # cursor; delivery counts and leases cleared
+    assert shard.commit() == [("fsync", "AEKR")]  # cursor; acks, delivery counts, leases cleared
     assert positions(shard.fetch()) == list(range(expected, 4))
 
 

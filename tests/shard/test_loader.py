@@ -464,3 +464,70 @@ def test_a_message_published_for_later_is_still_held_back_after_a_restart(
     # Once due, the schedule is forgotten at load: a later group gets it at once.
     again = restart(shard.store, T0 + 120_000)
     assert again.state.queues[(DOMAIN, QUEUE)].scheduled == {}
+
+
+# --- ack deltas: a commit's acks as a small record, not the whole set again -------------------
+
+
+def ack_records(shard: Shard) -> int:
+    return len(list(shard.store.scan(b"A", b"B")))
+
+
+def test_acks_above_a_gap_are_delta_records_and_come_back_exactly(shard: Shard) -> None:
+    shard.group()
+    shard.publish(10)
+    shard.fetch()
+    for message_id in ("m2", "m4", "m6"):  # three commits, each above the gap at 1
+        shard.do(Ack(**of_group(), ids=[message_id]))
+    assert ack_records(shard) == 3
+    group = shard.state.queues[(DOMAIN, QUEUE)].groups[GROUP]
+    fresh = restart(shard.store, AFTER_LEASES)
+    again = fresh.state.queues[(DOMAIN, QUEUE)].groups[GROUP]
+    assert (again.acks.floor, again.acks.ranges()) == (group.acks.floor, group.acks.ranges())
+    assert [pos for pos, _, _ in fresh.fetch(count=20)] == [1, 3, 5, 7, 8, 9, 10]
+    # The next commit writes the whole set into the cursor again and drops the records.
+    fresh.do(Ack(**of_group(), ids=["m1", "m3"]))
+    assert ack_records(fresh) == 0
+    assert again.acks.floor == 5
+
+
+def test_in_order_acks_write_no_delta_and_the_floor_passing_a_delta_deletes_it(
+        shard: Shard) -> None:
+    shard.group()
+    shard.publish(4)
+    shard.fetch()
+    shard.do(Ack(**of_group(), ids=["m1", "m2"]))
+    assert ack_records(shard) == 0  # in order: the cursor's floor says it all
+    shard.do(Ack(**of_group(), ids=["m4"]))
+    assert ack_records(shard) == 1
+    shard.do(Ack(**of_group(), ids=["m3"]))  # the floor passes it: gone with this commit
+    assert ack_records(shard) == 0
+    fresh = restart(shard.store, AFTER_LEASES)
+    assert fresh.state.queues[(DOMAIN, QUEUE)].groups[GROUP].acks.floor == 5
+
+
+def test_many_deltas_are_compacted_into_the_cursor(shard: Shard) -> None:
+    from shard.groups import MAX_ACK_DELTAS
+    shard.group()
+    count = MAX_ACK_DELTAS + 20
+    shard.publish(count + 1)
+    shard.fetch(count=count + 1)
+    for n in range(2, count + 2):  # every ack above the gap at 1, one commit each
+        shard.do(Ack(**of_group(), ids=[f"m{n}"]))
+    assert 0 < ack_records(shard) <= 20
+    fresh = restart(shard.store, AFTER_LEASES)
+    group = fresh.state.queues[(DOMAIN, QUEUE)].groups[GROUP]
+    assert (group.acks.floor, group.acks.ranges()) == (1, [2, count + 2])
+    assert [pos for pos, _, _ in fresh.fetch(count=10)] == [1]
+
+
+def test_a_replay_voids_the_ack_deltas(shard: Shard) -> None:
+    shard.group()
+    shard.publish(4)
+    shard.fetch()
+    shard.do(Ack(**of_group(), ids=["m3"]))
+    assert ack_records(shard) == 1
+    shard.do(GroupSeek(**of_group(), position=1))
+    assert ack_records(shard) == 0
+    fresh = restart(shard.store, AFTER_LEASES)
+    assert [pos for pos, _, _ in fresh.fetch()] == [1, 2, 3, 4]
