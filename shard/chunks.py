@@ -130,19 +130,20 @@ def read_range(store: Store, prefix: bytes, begin: int, end: int,
 
 
 def read_positions(store: Store, prefix: bytes, positions: list[int]) -> list[bytes | None]:
-    """Records of scattered positions (ascending or not), each chunk read once."""
+    """Records of scattered positions (ascending or not), each chunk read once and only the
+    records asked for sliced out of it (redeliveries pick one or two from chunks of
+    thousands)."""
     out: list[bytes | None] = []
-    held_first, held = 0, []  # the chunk read last
+    held: Chunk | None = None  # the chunk read last
     for pos in positions:
-        if not held_first <= pos < held_first + len(held):
+        if held is None or not held.first <= pos < held.end:
             found = next(store.floor_scan(prefix, prefix + pos_bytes(pos),
                                           prefix + pos_bytes(pos + 1)), None)
             if found is None:
                 out.append(None)
                 continue
-            held_first, held = position_of(found[0]), decode(found[1])
-        index = pos - held_first
-        out.append(held[index] or None if 0 <= index < len(held) else None)
+            held = Chunk(position_of(found[0]), found[1])
+        out.append(held.record(pos) or None if held.first <= pos < held.end else None)
     return out
 
 
