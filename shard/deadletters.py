@@ -41,6 +41,8 @@ def move(state: ShardState, group: GroupState) -> int:
     """Move the group's dead messages (GroupState.dead) to its queue's dead-letter queue, in
     the current turn; how many moved."""
     dead, group.dead = group.dead, []
+    if not dead:
+        return 0
     queue = group.queue
     if len(dlq_name(queue.name)) > MAX_NAME:
         # `{q}.dlq` would break the naming rule (nobody could read it): keep retrying instead.

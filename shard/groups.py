@@ -208,7 +208,7 @@ class GroupState:
         if self.compact or len(self.deltas) >= MAX_ACK_DELTAS:
             self.base_json = orjson.dumps(self.acks.ranges())
             if self.deltas or self.compact:
-                turn.delete_range(prefix, prefix_end(prefix), lazy=True)
+                turn.delete_range(prefix, prefix_end(prefix), lazy=True, reclaim=False)
             self.deltas.clear()
             self.compact = False
         elif journal and max(journal[1::2]) > self.acks.floor:  # (else the floor says it)
@@ -462,7 +462,7 @@ class GroupState:
             if delay_ms:
                 self._delay(pos, entry, now_ms + delay_ms, turn)
             elif entry.state == DELAYED:
-                self._make_due(pos, entry)
+                self.make_due(pos, entry)
         turn.changed(self, lazy=True)
         return len(found), unknown
 
@@ -483,10 +483,16 @@ class GroupState:
                 return
             if delay_ms is None:
                 delay_ms = retry_delay_ms(retry, entry.delivery_count)
-        # Recorded either way, so a restart does not take its old lease for a live one.
-        self._delay(pos, entry, now_ms + (delay_ms or 0), turn)
-        if not delay_ms:
-            self._make_due(pos, entry)
+        if delay_ms:
+            self._delay(pos, entry, now_ms + delay_ms, turn)
+        else:
+            self._due_now(pos, entry, now_ms, turn)
+
+    def _due_now(self, pos: int, entry: Pending, now_ms: int, turn: Turn) -> None:
+        """Due for the next fetch, and recorded as a retry due now, so that a restart does
+        not take the lease it leaves for a live one."""
+        self._delay(pos, entry, now_ms, turn)
+        self.make_due(pos, entry)
 
     def _delay(self, pos: int, entry: Pending, due_ms: int, turn: Turn) -> None:
         self._unlease(entry, turn)
@@ -534,7 +540,7 @@ class GroupState:
             _, pos, count = heapq.heappop(self.delayed)
             entry = self.pending.get(pos)
             if entry is not None and entry.state == DELAYED and entry.delivery_count == count:
-                self._make_due(pos, entry)
+                self.make_due(pos, entry)
                 became_due = True
         return became_due
 
@@ -545,14 +551,10 @@ class GroupState:
         """A consumer left: what it holds becomes due for the others (not a failure)."""
         for pos, entry in self.pending.items():
             if entry.consumer == consumer and entry.state == INFLIGHT:
-                self._delay(pos, entry, now_ms, turn)
-                self._make_due(pos, entry)
+                self._due_now(pos, entry, now_ms, turn)
 
     def make_due(self, pos: int, entry: Pending) -> None:
-        """Due for the next fetch (a dead letter that has nowhere to go, say)."""
-        self._make_due(pos, entry)
-
-    def _make_due(self, pos: int, entry: Pending) -> None:
+        """Due for the next fetch (also: a dead letter that has nowhere to go)."""
         entry.state = DUE
         entry.deadline_ms = 0
         heapq.heappush(self.due, pos)

@@ -31,13 +31,13 @@ from gortms.protocol import (Ack, Acked, CatalogEvent, ConsumerAdd, ConsumerRemo
                              Ping, Pong, Publish, Published, QueueCreate, QueueDelete, QueueGet,
                              QueueInfo, QueueList, QueueRequest, Queues, Redrive, Redriven, Reply,
                              Request, Settle, Settled, ShardInfo, ShardInfoGet, encode_body,
-                             record_ts, ts_bytes, unstamped_id)
+                             ts_bytes, unstamped_id)
 from gortms.schema import check_schema
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.state import ShardState
-from shard import chunks, deadletters, retention
-from shard.store import domain_key, drop_group, prefix_end
+from shard import deadletters, retention
+from shard.store import domain_key, drop_group
 
 Handler = Callable[[ShardState, Any], Reply | bytes]
 
@@ -218,24 +218,6 @@ def _ids_of(records: list[bytes]) -> list[str]:
 # --- consumer groups ----------------------------------------------------------------------------
 
 
-def position_at(state: ShardState, queue: QueueState, ts_ms: int) -> int:
-    """The first position whose message was stored at or after `ts_ms` (last + 1 if none)."""
-    lo, hi = queue.first, queue.last + 1
-    end = prefix_end(queue.message_prefix)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        found = chunks.first_at_or_after(state.store, queue.message_prefix, mid, end)
-        if found is None:
-            hi = mid
-            continue
-        pos, record = found
-        if record_ts(record) < ts_ms:
-            lo = pos + 1
-        else:
-            hi = mid
-    return lo
-
-
 def resolve_start(state: ShardState, queue: QueueState, start: str | int) -> int:
     if start == "earliest":
         return queue.first
@@ -243,7 +225,7 @@ def resolve_start(state: ShardState, queue: QueueState, start: str | int) -> int
         return queue.last + 1
     if isinstance(start, int):
         return start
-    return position_at(state, queue, parse_ts(start, "start"))
+    return queue.position_at(state.store, parse_ts(start, "start"))
 
 
 def group_create(state: ShardState, req: GroupCreate) -> GroupCreated:
@@ -303,7 +285,7 @@ def group_seek(state: ShardState, req: GroupSeek) -> GroupInfo:
     group = group_of(state, req)
     queue = group.queue
     if req.timestamp is not None:
-        target = position_at(state, queue, parse_ts(req.timestamp, "timestamp"))
+        target = queue.position_at(state.store, parse_ts(req.timestamp, "timestamp"))
     else:
         target = resolve_start(state, queue, parse_start(req.position, "position"))
     group.seek(target, state.turn)
@@ -355,7 +337,7 @@ def nack(state: ShardState, req: Nack) -> Nacked:
     group = group_of(state, req)
     nacked, unknown = group.nack(req.ids, req.positions, req.delay_ms, state.now_ms,
                                  state.turn, req.reason)
-    dead = deadletters.move(state, group) if group.dead else 0
+    dead = deadletters.move(state, group)
     state.track_timers(group)
     if nacked:
         state.settled.add(group)  # due again at once: a parked fetch can take it
@@ -368,7 +350,7 @@ def settle(state: ShardState, req: Settle) -> Settled:
     if req.nack:
         nacked, unknown = group.nack(req.nack, [], req.delay_ms, state.now_ms, state.turn,
                                      req.reason)
-        dead = deadletters.move(state, group) if group.dead else 0
+        dead = deadletters.move(state, group)
         state.track_timers(group)
     acked = 0
     if req.ack:

@@ -23,6 +23,7 @@ from shard import chunks, deadletters
 from shard.groups import DELAYED, DUE, INFLIGHT, GroupState, decode_lease
 from shard.queues import QueueState
 from shard.state import ShardState
+from shard.turn import Turn
 from shard.store import (Store, ack_prefix, counter_key, counters_key, cursor_key, dedup_prefix,
                          group_key, lease_prefix, prefix_end, redelivery_prefix,
                          schedule_prefix)
@@ -136,12 +137,11 @@ def read_leases(store: Store, group: GroupState) -> dict[int, tuple[bytes, int, 
             for key, value in store.scan(prefix, prefix_end(prefix))}
 
 
-def _restore_pending(state: ShardState, group: GroupState) -> None:
-    """Positions delivered (below the position) but not acknowledged are pending again:
-    under their lease while it lasts, waiting for their retry, or due at once."""
-    queue = group.queue
-    retries = retry_records(state.store, group)
-    leases = read_leases(state.store, group)
+def restore_pending(store: Store, group: GroupState, turn: Turn) -> list[int]:
+    """The group's pending list from the store, with its leases and retries (nothing timed
+    out yet); the unacknowledged positions it covers."""
+    retries = retry_records(store, group)
+    leases = read_leases(store, group)
     leased: dict[int, tuple[int, int, str]] = {}
     for seq in sorted(leases):  # a later lease (an extension, a redelivery) wins
         _, deadline, consumer, positions = leases[seq]
@@ -150,15 +150,21 @@ def _restore_pending(state: ShardState, group: GroupState) -> None:
     unacked = list(group.acks.gaps(group.position))
     for i in range(0, len(unacked), _READ_CHUNK):
         chunk = unacked[i:i + _READ_CHUNK]
-        records = queue.read_positions(state.store, chunk)
-        group.restore_pending(chunk, records, retries, leased)
+        group.restore_pending(chunk, group.queue.read_positions(store, chunk), retries, leased)
     group.restore_leases({seq: (key, deadline, positions)
-                          for seq, (key, deadline, _, positions) in leases.items()}, state.turn)
+                          for seq, (key, deadline, _, positions) in leases.items()}, turn)
+    return unacked
+
+
+def _restore_pending(state: ShardState, group: GroupState) -> None:
+    """Positions delivered (below the position) but not acknowledged are pending again:
+    under their lease while it lasts, waiting for their retry, or due at once."""
+    queue = group.queue
+    unacked = restore_pending(state.store, group, state.turn)
     # Leases that ran out while the shard was down fail now, as the timer would have failed
     # them (retried, or dead-lettered past maxRetries).
     group.expire(state.now_ms, state.turn)
-    if group.dead:
-        deadletters.move(state, group)
+    deadletters.move(state, group)
     state.track_timers(group)
     if unacked:
         state.turn.changed(group, lazy=True)

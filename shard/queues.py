@@ -9,12 +9,12 @@ import orjson
 
 from gortms.checks import enc_hook
 from gortms.models import QueueConfig, format_ts
-from gortms.protocol import QueueInfo
+from gortms.protocol import QueueInfo, record_ts
 from shard import chunks
 from shard.groups import GroupState
 from shard.recent import Recent, Tail
-from shard.store import (Store, counters_key, dedup_prefix, message_prefix, pos_bytes, queue_key,
-                         schedule_prefix)
+from shard.store import (Store, counters_key, dedup_prefix, message_prefix, pos_bytes,
+                         prefix_end, queue_key, schedule_prefix)
 from shard.turn import Turn
 
 # Idempotency keys remembered per queue; past this the oldest are forgotten early.
@@ -173,6 +173,29 @@ class QueueState:
         self.bytes -= sum(removed)
         turn.changed(self, lazy=True)
         return len(removed), self.first
+
+    def position_at(self, store: Store, ts_ms: int) -> int:
+        """The first position stored at or after `ts_ms` (last + 1 if none): one read when
+        the oldest message is that recent already (the usual case for ttl expiry), else a
+        binary search over the stamps, which never go back (shard/server.py)."""
+        prefix = self.message_prefix
+        end = prefix_end(prefix)
+        oldest = chunks.first_at_or_after(store, prefix, self.first, end)
+        if oldest is None:
+            return self.last + 1
+        if record_ts(oldest[1]) >= ts_ms:
+            return self.first
+        lo, hi = oldest[0], self.last + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            found = chunks.first_at_or_after(store, prefix, mid, end)
+            if found is None:
+                hi = mid
+            elif record_ts(found[1]) < ts_ms:
+                lo = found[0] + 1
+            else:
+                hi = mid
+        return lo
 
     def read(self, store: Store, begin: int, end: int) -> list[bytes | None]:
         """Records of positions [begin, end) (None for a hole): the tail, then RocksDB."""

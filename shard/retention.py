@@ -24,11 +24,9 @@ import logging
 
 from gortms.errors import QueueFull
 from gortms.models import Retention
-from gortms.protocol import record_ts
-from shard import chunks
 from shard.queues import QueueState
 from shard.state import ShardState
-from shard.store import pos_bytes, prefix_end
+from shard.store import pos_bytes
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ def sweep(state: ShardState, queue: QueueState) -> int:
     gone = 0
     ttl_ms = int(queue.config.ttl * 1000)
     if ttl_ms and queue.count:
-        cut = _expiry_cut(state, queue, state.now_ms - ttl_ms)
+        cut = queue.position_at(state.store, state.now_ms - ttl_ms)
         gone += _cut(state, queue, cut, expired=True)
     if queue.config.retention is Retention.INTEREST and queue.groups and queue.count:
         gone += _cut(state, queue, _acked_by_all(queue), expired=False)
@@ -78,27 +76,6 @@ def _acked_by_all(queue: QueueState) -> int:
     by all); with no group, everything durable."""
     end = queue.durable + 1
     return min((g.acks.floor for g in queue.groups.values()), default=end)
-
-
-def _expiry_cut(state: ShardState, queue: QueueState, older_than_ms: int) -> int:
-    """The first position stored at or after `older_than_ms` (queue.first if none is older):
-    one read when nothing is expired, a binary search when something is."""
-    prefix = queue.message_prefix
-    end = prefix_end(prefix)
-    oldest = chunks.first_at_or_after(state.store, prefix, queue.first, end)
-    if oldest is None or record_ts(oldest[1]) >= older_than_ms:
-        return queue.first
-    lo, hi = oldest[0], queue.durable + 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        found = chunks.first_at_or_after(state.store, prefix, mid, end)
-        if found is None:
-            hi = mid
-        elif record_ts(found[1]) < older_than_ms:
-            lo = found[0] + 1
-        else:
-            hi = mid
-    return lo
 
 
 def _cut(state: ShardState, queue: QueueState, cut: int, expired: bool) -> int:

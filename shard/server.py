@@ -488,8 +488,7 @@ class ShardServer:
             return
         for group in list(state.timed_groups):
             due = group.expire(state.now_ms, state.turn)
-            if group.dead:  # leases ran out past maxRetries
-                deadletters.move(state, group)
+            deadletters.move(state, group)  # leases that ran out past maxRetries
             if due and group.waiters:
                 self._wake(group)
             if not group.has_timers():

@@ -51,10 +51,14 @@ class Turn:
         self.logged.delete(key)
         self.needs_sync |= not lazy
 
-    def delete_range(self, begin: bytes, end: bytes, lazy: bool = False) -> None:
+    def delete_range(self, begin: bytes, end: bytes, lazy: bool = False,
+                     reclaim: bool = True) -> None:
+        """`reclaim`: data worth compacting away at once when the disk is low (a queue, a
+        group); not small bookkeeping records (ack deltas)."""
         self.logged.delete_range(begin, end)
         self.needs_sync |= not lazy
-        self.deleted_ranges.append((begin, end))
+        if reclaim:
+            self.deleted_ranges.append((begin, end))
 
     def changed(self, owner: Persistent, lazy: bool = False) -> None:
         """`owner`'s derived records must be written with this turn."""

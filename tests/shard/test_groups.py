@@ -866,25 +866,15 @@ def test_with_retries_extends_dead_letters_and_restarts_nothing_is_lost_or_held_
 
 
 def _restart_with_leases(world: World, group: GroupState, now_ms: int) -> GroupState:
-    """A restart at `now_ms`, as shard/loader.py does it: cursor, retries and leases."""
+    """A restart, as shard/loader.py does it: cursor, ack deltas, retries and leases."""
     turn = Turn(world.store)
     group.write_record(turn)
     turn.commit()
     fresh = GroupState(world.queue, group.spec, T0, world.queue.first)
     fresh.restore_cursor(world.store.get(cursor_key(QID, group.name)) or b"")
     fresh.restore_acks(loader.read_ack_deltas(world.store, fresh))
-    unacked = list(fresh.acks.gaps(fresh.position))
-    records = chunks.read_positions(world.store, message_prefix(QID), unacked)
-    leases = loader.read_leases(world.store, fresh)
-    leased = {}
-    for seq in sorted(leases):
-        _, deadline, consumer, held = leases[seq]
-        for pos in held:
-            leased[pos] = (seq, deadline, consumer)
-    fresh.restore_pending(unacked, records, loader.retry_records(world.store, fresh), leased)
     turn = Turn(world.store)
-    fresh.restore_leases({seq: (key, deadline, held)
-                          for seq, (key, deadline, _, held) in leases.items()}, turn)
+    loader.restore_pending(world.store, fresh, turn)
     turn.commit()
     world.queue.groups[group.name] = fresh
     return fresh

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from gortms.models import QueueConfig
 from gortms.protocol import encode_message, ts_bytes
-from shard import handlers, retention
 from shard.memory import MemoryStore
 from shard.queues import QueueState
 from shard.state import Limits, ShardState
@@ -80,7 +79,7 @@ class CountingStore(MemoryStore):
         return super().floor_scan(begin, key, end)
 
 
-def test_replay_by_time_and_ttl_expiry_seek_a_logarithmic_number_of_chunks() -> None:
+def test_finding_a_position_by_time_seeks_a_logarithmic_number_of_chunks() -> None:
     store = CountingStore()
     state = ShardState(0, store, Limits())
     queue = QueueState(1, "d", "q", 1, QueueConfig(), T0)
@@ -91,8 +90,8 @@ def test_replay_by_time_and_ttl_expiry_seek_a_logarithmic_number_of_chunks() -> 
                      [encode_message(f"m{i}", b"{}", b"{}")])
         turn.commit()
     store.seeks = 0
-    assert handlers.position_at(state, queue, T0 + 500_000) == 501
+    assert queue.position_at(store, T0 + 500_000) == 501
     assert store.seeks <= 2 * 11  # log2(1024) steps, a seek or two each
     store.seeks = 0
-    assert retention._expiry_cut(state, queue, T0 + 500_000) == 501
-    assert store.seeks <= 2 * 11
+    assert queue.position_at(store, T0) == 1  # nothing older: one seek
+    assert store.seeks == 1
