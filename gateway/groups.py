@@ -67,6 +67,15 @@ class PendingQuery(Struct, kw_only=True):
     limit: Annotated[int, Meta(ge=1, le=10_000)] = 1000
 
 
+def _ms(duration: Duration | None) -> int | None:
+    """A duration for the shard, in milliseconds (None: the queue's own setting)."""
+    return None if duration is None else int(duration * 1000)
+
+
+def _reason(reason: str | None) -> str | None:
+    return None if reason is None else reason[:MAX_REASON]
+
+
 def _success(reply: Any, status: int = 200) -> Response:
     return json_response({"status": "success", **to_builtins(reply)}, status)
 
@@ -166,19 +175,16 @@ class GroupsApi:
         one turn and one commit: one round trip for a batch with failures in it, not two."""
         body = convert(json_object(data), SettleBody)
         record = self.gw.catalog.cached(domain) or await self.gw.catalog.domain(domain)
-        delay_ms = None if body.delay is None else int(body.delay * 1000)
-        reason = None if body.reason is None else body.reason[:MAX_REASON]
         reply = await self.gw.send_to_queue(record, queue, Settle, group=group, ack=body.ack,
-                                            nack=body.nack, delay_ms=delay_ms, reason=reason)
+                                            nack=body.nack, delay_ms=_ms(body.delay),
+                                            reason=_reason(body.reason))
         return orjson.dumps(to_builtins(reply))
 
     async def nack(self, request: Request) -> Response:
         body = await read_as(request, self.gw.max_body, NackBody)
-        reason = None if body.reason is None else body.reason[:MAX_REASON]
-        delay_ms = None if body.delay is None else int(body.delay * 1000)
         return json_response(await self._group_call(
-            request, Nack, ids=body.ids, positions=body.positions, delay_ms=delay_ms,
-            reason=reason))
+            request, Nack, ids=body.ids, positions=body.positions, delay_ms=_ms(body.delay),
+            reason=_reason(body.reason)))
 
     async def extend(self, request: Request) -> Response:
         """{"ids": [...], "by"?: "5m"}: the leases of those in-flight messages run until
@@ -186,9 +192,8 @@ class GroupsApi:
         body = await read_as(request, self.gw.max_body, ExtendBody)
         if body.by is not None and body.by <= 0:
             raise InvalidParameter("by must be a positive duration, such as \"5m\"")
-        by_ms = None if body.by is None else int(body.by * 1000)
         return json_response(await self._group_call(
-            request, Extend, ids=body.ids, positions=body.positions, by_ms=by_ms))
+            request, Extend, ids=body.ids, positions=body.positions, by_ms=_ms(body.by)))
 
     async def redrive(self, request: Request) -> Response:
         """POST .../queues/{q}/dlq/redrive {"limit"?}: dead letters back to {q}, in order."""
