@@ -57,6 +57,8 @@ def make_room(state: ShardState, queue: QueueState, incoming: int) -> None:
         raise QueueFull(f"a batch of {incoming} messages does not fit in queue "
                         f"'{queue.name}' (maxSize {limit})")
     evictable = _acked_by_all(queue)
+    if evictable - queue.first < over:  # positions bound messages: refused, nothing touched
+        raise _full(queue, limit)
     while over > 0 and queue.first < evictable:
         deleted, _ = queue.truncate(state.store, state.turn, state.recent,
                                     min(evictable, queue.first + over))
@@ -65,10 +67,14 @@ def make_room(state: ShardState, queue: QueueState, incoming: int) -> None:
         over -= deleted
         if not deleted:
             break
-    if over > 0:
-        raise QueueFull(f"queue '{queue.domain}/{queue.name}' holds {queue.count} messages "
-                        f"(maxSize {limit}) and its oldest are not acknowledged by every "
-                        f"consumer group; consume them, or raise maxSize")
+    if over > 0:  # holes in the evictable run (rare): what it evicted was acked by all anyway
+        raise _full(queue, limit)
+
+
+def _full(queue: QueueState, limit: int) -> QueueFull:
+    return QueueFull(f"queue '{queue.domain}/{queue.name}' holds {queue.count} messages "
+                     f"(maxSize {limit}) and its oldest are not acknowledged by every "
+                     f"consumer group; consume them, or raise maxSize")
 
 
 def _acked_by_all(queue: QueueState) -> int:

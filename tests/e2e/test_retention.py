@@ -167,3 +167,16 @@ def test_a_drained_queue_gives_its_disk_space_back(broker_factory):
         eventually("the queue is emptied", lambda: info(api, queue)["messageCount"] == 0)
         eventually("its disk space comes back",
                    lambda: shard_disk(broker, 1) < empty + 4 * 2**20, timeout_s=30)
+
+
+def test_a_refused_publish_evicts_nothing(api):
+    queue = make_queue(api, maxSize=5)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "g"})
+    publish(api, queue, 5)
+    two = consume(api, queue, "g", count=2)
+    api.post(f"{queue}/consumer-groups/g/ack", json={"ids": [m["id"] for m in two]})
+    reply = publish(api, queue, 3)  # two are evictable, three are needed
+    assert reply.status_code == 429, reply.text
+    assert (info(api, queue)["messageCount"], info(api, queue)["firstPosition"]) == (5, 1)
+    assert publish(api, queue, 2).status_code == 201
+    assert (info(api, queue)["messageCount"], info(api, queue)["firstPosition"]) == (5, 3)
