@@ -547,6 +547,19 @@ class GroupState:
     def has_timers(self) -> bool:
         return bool(self.deadlines or self.delayed)
 
+    def release(self, positions: list[int], turn: Turn, now_ms: int) -> int:
+        """Deliveries whose consumer went away without settling them: due for the others at
+        once (not a failure: no retry is used, the circuit does not count it)."""
+        released = 0
+        for pos in positions:
+            entry = self.pending.get(pos)
+            if entry is not None and entry.state == INFLIGHT:
+                self._due_now(pos, entry, now_ms, turn)
+                released += 1
+        if released:
+            turn.changed(self, lazy=True)
+        return released
+
     def release_consumer(self, consumer: str, turn: Turn, now_ms: int) -> None:
         """A consumer left: what it holds becomes due for the others (not a failure)."""
         for pos, entry in self.pending.items():

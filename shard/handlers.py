@@ -31,7 +31,8 @@ from gortms.protocol import (Ack, Acked, CatalogEvent, ConsumerAdd, ConsumerRemo
                              Ping, Pong, Publish, Published, QueueCreate, QueueDelete, QueueGet,
                              QueueInfo, QueueList, QueueRequest, Queues, Redrive, Redriven, Reply,
                              Request, Settle, Settled, ShardInfo, ShardInfoGet, encode_body,
-                             ts_bytes, unstamped_id)
+                             ts_bytes, unstamped_id, Browse, Browsed, LiveHello, LiveMessages,
+                             Release, Released, Watch, Watching)
 from gortms.schema import check_schema
 from shard.groups import GroupState
 from shard.queues import QueueState
@@ -95,8 +96,8 @@ def domain_create(state: ShardState, req: DomainCreate) -> DomainRecord:
     return record
 
 
-def _domain_event(name: str) -> CatalogEvent:
-    return CatalogEvent(kind="domain", domain=name)
+def _domain_event(name: str, deleted: bool = False) -> CatalogEvent:
+    return CatalogEvent(kind="domain", domain=name, deleted=deleted)
 
 
 def _domain(state: ShardState, name: str) -> DomainRecord:
@@ -118,7 +119,7 @@ def domain_delete(state: ShardState, req: DomainDelete) -> DomainRecord:
     record = _domain(state, req.name)
     del state.domains[req.name]
     state.turn.delete(domain_key(req.name))
-    state.catalog_events.append(_domain_event(req.name))
+    state.catalog_events.append(_domain_event(req.name, deleted=True))
     return record
 
 
@@ -199,6 +200,10 @@ def publish(state: ShardState, req: Publish) -> Published | bytes:
     if due_ms > state.now_ms:
         queue.schedule(first, len(records), due_ms, state.turn)
     state.published.add(queue)
+    if state.watched and (queue.domain, queue.name) in state.watched:
+        state.live_events.append(LiveMessages(domain=queue.domain, queue=queue.name,
+                                              first=first, ts_ms=state.now_ms,
+                                              records=records))
     if key is None:
         return Published(first_position=first, count=len(records))
     reply = Published(first_position=first, count=len(records), message_ids=message_ids)
@@ -374,6 +379,42 @@ def redrive(state: ShardState, req: Redrive) -> Redriven:
     return Redriven(redriven=deadletters.redrive(state, queue_of(state, req), req.limit))
 
 
+def release(state: ShardState, req: Release) -> Released:
+    group = group_of(state, req)
+    released = group.release(req.positions, state.turn, state.now_ms)
+    if released:
+        state.settled.add(group)  # due again at once: a parked fetch can take them
+    return Released(released=released)
+
+
+# --- live observation ---------------------------------------------------------------------------
+
+
+def watch(state: ShardState, req: Watch) -> Watching:
+    """The hello goes out on the queue's topic after this turn's events (server.py)."""
+    queue = queue_of(state, req)
+    next_position = queue.last + 1
+    state.live_events.append(LiveHello(domain=queue.domain, queue=queue.name, token=req.token,
+                                       next_position=next_position))
+    return Watching(next_position=next_position)
+
+
+def browse(state: ShardState, req: Browse) -> Browsed:
+    """Records from `from_position` up to what is committed (never one that may still be
+    lost), holes skipped."""
+    queue = queue_of(state, req)
+    begin = max(req.from_position, queue.first)
+    end = min(begin + req.max, queue.durable + 1)
+    if begin >= end:
+        return Browsed(next_position=max(begin, req.from_position))
+    positions, records = [], []
+    for pos, record in zip(range(begin, end), queue.read(state.store, begin, end)):
+        if record is not None:
+            positions.append(pos)
+            records.append(record)
+    return Browsed(next_position=end, positions=positions, records=records)
+
+
 def pending(state: ShardState, req: PendingGet) -> PendingList:
     group = group_of(state, req)
     return PendingList(group_id=group.name, count=len(group.pending),
@@ -409,4 +450,7 @@ HANDLERS: dict[type[Request], Handler] = {
     Extend: extend,
     Redrive: redrive,
     Settle: settle,
+    Release: release,
+    Watch: watch,
+    Browse: browse,
 }

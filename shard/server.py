@@ -37,7 +37,8 @@ from gortms.models import GroupSpec, now_ms
 from gortms.protocol import (Cancel, Deliveries, DomainGet, DomainList, DomainStatsGet, Fetch,
                              GroupGet, GroupList, GroupListAll, PendingGet, Ping, ProtocolError,
                              QueueGet, QueueList, Request, ShardInfoGet, decode_request,
-                             decode_requests, encode_event, encode_replies, failed, ok)
+                             decode_requests, encode_event, encode_replies, failed, ok, Browse,
+                             Watch, encode_live, parse_live_topic)
 from shard import deadletters, handlers, retention
 from shard.circuit import OPEN
 from shard.groups import Delivery, GroupState, Waiter
@@ -53,7 +54,7 @@ SWEEP_EVERY_TICKS = 20  # idempotency keys and group TTLs, about once a second
 ReplyItem = tuple[int, str, Any]
 # What a shard whose store failed still answers from its read-only open: the rest would write.
 READS = frozenset({Ping, ShardInfoGet, DomainGet, DomainList, DomainStatsGet, QueueGet, QueueList,
-                   GroupGet, GroupList, GroupListAll, PendingGet, Cancel})
+                   GroupGet, GroupList, GroupListAll, PendingGet, Cancel, Watch, Browse})
 NO_STORE = frozenset({Ping, Cancel})  # ... and when not even that open succeeded
 # Opens the store (read-only or not) and loads a ShardState from it; raises StorageError.
 Opener = Callable[[bool], ShardState]
@@ -71,7 +72,11 @@ class ShardServer:
         self.event_endpoint = event_endpoint
         self.context = zmq.Context.instance()
         self.router = self.context.socket(zmq.ROUTER)
-        self.pub = self.context.socket(zmq.PUB)
+        # XPUB: a PUB that also hands over its subscriptions, so the shard knows which
+        # queues are watched (live events only for those; see gortms/protocol/wire.py).
+        self.pub = self.context.socket(zmq.XPUB)
+        self.watched: set[tuple[str, str]] = set()
+        state.watched = self.watched
         self.waiters: dict[tuple[bytes, int], tuple[Waiter, GroupState]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
@@ -93,6 +98,7 @@ class ShardServer:
         self.loop = asyncio.get_running_loop()
         self.bind()
         self.loop.add_reader(self.router.getsockopt(zmq.FD), self._schedule_turn)
+        self.loop.add_reader(self.pub.getsockopt(zmq.FD), self._drain_subscriptions)
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self.loop.add_signal_handler(signum, self.stopping.set)
@@ -107,6 +113,7 @@ class ShardServer:
         assert self.loop is not None
         log.info("shard %d stopping", self.state.index)
         self.loop.remove_reader(self.router.getsockopt(zmq.FD))
+        self.loop.remove_reader(self.pub.getsockopt(zmq.FD))
         if self._tick_task is not None:
             self._tick_task.cancel()
         for waiter, _ in list(self.waiters.values()):  # long polls end empty, not with an error
@@ -282,6 +289,7 @@ class ShardServer:
             log.info("shard %d: closing the failed store: %s", old.index, exc)
         try:
             self.state = self.reopen(read_only)
+            self.state.watched = self.watched
         except StorageError as exc:
             log.error("shard %d: cannot open its store%s: %s", old.index,
                       " read-only" if read_only else "", exc)
@@ -327,9 +335,35 @@ class ShardServer:
         os._exit(70)
 
     def _announce(self) -> None:
-        for event in self.state.catalog_events:
-            self.pub.send_multipart(encode_event(event))
-        self.state.catalog_events.clear()
+        """Committed: send the turn's catalog and live events."""
+        state = self.state
+        send = self.pub.send_multipart
+        if state.catalog_events:
+            for event in state.catalog_events:
+                send(encode_event(event))
+            state.catalog_events.clear()
+        if state.live_events:
+            for live in state.live_events:
+                send(encode_live(live))
+            state.live_events.clear()
+            self._drain_subscriptions()  # a send may have taken the socket's readable edge
+
+    def _drain_subscriptions(self) -> None:
+        """XPUB hands over the first subscription to a topic and the last unsubscription
+        (b"\x01topic", b"\x00topic"); a gateway that goes away unsubscribes implicitly."""
+        recv = self.pub.recv
+        while True:
+            try:
+                message = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            name = parse_live_topic(message[1:])
+            if name is None:
+                continue
+            if message[:1] == b"\x01":
+                self.watched.add(name)
+            else:
+                self.watched.discard(name)
 
     def _after_commit(self) -> None:
         """Committed: announce catalog changes, serve parked fetches that can now proceed."""

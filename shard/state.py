@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from gortms.config import SpaceLimit
 from gortms.errors import QueueNotFound
 from gortms.models import now_ms
-from gortms.protocol import CatalogEvent, DomainRecord
+from gortms.protocol import CatalogEvent, DomainRecord, LiveHello, LiveMessages
 from shard.disk import DiskGuard
 from shard.groups import GroupState
 from shard.queues import QueueState
@@ -48,6 +48,11 @@ class ShardState:
         self.published: set[QueueState] = set()  # this turn, for wake-ups and events
         self.settled: set[GroupState] = set()  # acked or nacked this turn, for wake-ups
         self.catalog_events: list[CatalogEvent] = []
+        # Live events (wire.py): the queues some gateway subscribed to (kept by the server,
+        # which shares its set with every state it loads), and this turn's events for them,
+        # sent once the turn is committed.
+        self.watched: set[tuple[str, str]] = set()
+        self.live_events: list[LiveMessages | LiveHello] = []
         # Key ranges whose space should go back to the disk after the commit (retention.py).
         self.reclaim: list[tuple[bytes, bytes]] = []
         self.parked = 0  # long polls waiting, over all groups
@@ -106,7 +111,7 @@ class ShardState:
         drop_queue(self.turn, queue.qid, queue.domain, queue.name)
         self.published.discard(queue)
         self.catalog_events.append(CatalogEvent(kind="queue", domain=queue.domain,
-                                                queue=queue.name))
+                                                queue=queue.name, deleted=True))
 
     def forget_group(self, group: GroupState) -> None:
         """Drop a group's in-memory traces; parked fetches are answered by the server."""

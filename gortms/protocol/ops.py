@@ -25,7 +25,8 @@ __all__ = [
     "QueueRequest", "QueueCreate", "QueueGet", "QueueDelete", "Publish", "GroupCreate",
     "GroupList", "GroupRequest", "GroupGet", "GroupDelete", "GroupSeek", "GroupTtl", "ConsumerAdd",
     "ConsumerRemove", "Fetch", "Cancel", "Ack", "Nack", "PendingGet", "Extend", "Extended",
-    "Redrive", "Redriven", "Settle", "Settled", "AnyRequest",
+    "Redrive", "Redriven", "Settle", "Settled", "Watch", "Watching", "Browse", "Browsed",
+    "Release", "Released", "AnyRequest",
 ]
 
 MAX_FETCH = 10_000
@@ -206,6 +207,22 @@ class PendingList(Reply):
     group_id: str
     count: int
     messages: list[PendingEntry]
+
+
+class Watching(Reply):
+    next_position: int  # the position the queue's next message will take
+
+
+class Browsed(Reply):
+    """Stored records from a position on, in order (holes skipped)."""
+
+    next_position: int  # where the next read starts (past the end: nothing more yet)
+    positions: list[int] = []
+    records: list[bytes] = []
+
+
+class Released(Reply):
+    released: int
 
 
 class NoReply(Reply):
@@ -417,9 +434,35 @@ class PendingGet(GroupRequest, tag="pending"):
     limit: Annotated[int, Meta(ge=1, le=10_000)] = 1000
 
 
+class Watch(QueueRequest, tag="watch"):
+    """A gateway subscribed to the queue's live topic: where the stream stands now, and the
+    `token` announced on that topic, so the gateway knows its subscription is in effect
+    (gortms/protocol/wire.py, live events)."""
+
+    reply = Watching
+    token: int
+
+
+class Browse(QueueRequest, tag="browse"):
+    """Read the queue's records from `from_position` on, without a consumer group."""
+
+    reply = Browsed
+    from_position: Annotated[int, Meta(ge=0)] = 0
+    max: Annotated[int, Meta(ge=1, le=MAX_FETCH)] = 100
+
+
+class Release(GroupRequest, tag="release"):
+    """A consumer went away (its WebSocket closed): the in-flight deliveries at `positions`
+    are due again at once, and it is not counted as a failure (no retry used)."""
+
+    reply = Released
+    positions: list[Position] = []
+
+
 AnyRequest = Union[
     Ping, ShardInfoGet, DomainCreate, DomainGet, DomainList, DomainDelete, DomainDrop,
     DomainStatsGet, GroupListAll, QueueList, QueueCreate, QueueGet, QueueDelete, Publish,
     GroupCreate, GroupList, GroupGet, GroupDelete, GroupSeek, GroupTtl, ConsumerAdd,
-    ConsumerRemove, Fetch, Cancel, Ack, Nack, PendingGet, Extend, Redrive, Settle,
+    ConsumerRemove, Fetch, Cancel, Ack, Nack, PendingGet, Extend, Redrive, Settle, Watch,
+    Browse, Release,
 ]

@@ -8,8 +8,19 @@ whatever it has for a shard in one loop tick as one frame, and a shard answers e
 once per turn. The envelope is decoded first and every body on its own, so one body that does
 not fit its type fails alone (ProtocolError), not its neighbours.
 
-Events go out on each shard's PUB socket as [topic, b"G2" + msgpack event]: topic b"c" for
+Events go out on each shard's XPUB socket as [topic, b"G2" + msgpack event]: topic b"c" for
 catalog changes (a domain or queue was created or deleted), so gateways drop what they cached.
+
+Live events (WebSocket observers, SSE) use one topic per queue, `live_topic(domain, queue)`:
+b"m" + "domain/queue" + NUL (names hold neither "/" nor NUL, and ZeroMQ matches topics by
+prefix, so the NUL keeps "d/q" from matching "d/q2"). A shard learns from its XPUB socket
+which topics someone subscribed to and publishes only those queues' messages: a queue nobody
+watches costs nothing. Every committed publish to a watched queue is one `LiveMessages`
+(first position, stamp, the records as stored). Subscriptions take effect asynchronously, so
+a gateway that subscribes sends a `Watch` request with a token, and the shard answers it on
+the topic itself with `LiveHello`: once the hello arrives, every later publish will too.
+Positions are contiguous per queue, so a gap in them tells the gateway that events were lost
+(a slow subscriber past the high-water mark, a shard restart) and how many.
 """
 
 from __future__ import annotations
@@ -27,11 +38,14 @@ __all__ = [
     "VERSION", "STATUS_OK", "TOPIC_CATALOG", "ProtocolError", "ErrorBody", "CatalogEvent",
     "encode_requests", "decode_requests", "decode_request", "encode_replies", "ok", "failed",
     "decode_replies", "reply_value", "encode_body", "encode_event", "decode_event",
+    "TOPIC_LIVE", "LiveMessages", "LiveHello", "live_topic", "parse_live_topic",
+    "encode_live", "decode_live",
 ]
 
 VERSION = b"G2"
 STATUS_OK = "ok"
 TOPIC_CATALOG = b"c"
+TOPIC_LIVE = b"m"
 
 R = TypeVar("R", bound=Reply)
 
@@ -49,6 +63,26 @@ class CatalogEvent(Struct, frozen=True, kw_only=True):
     kind: str  # "domain" or "queue"
     domain: str
     queue: str | None = None
+    deleted: bool = False  # else created
+
+
+class LiveMessages(Struct, frozen=True, kw_only=True, tag="m"):
+    """Messages just committed to a watched queue: positions first, first + 1, ..."""
+
+    domain: str
+    queue: str
+    first: int
+    ts_ms: int
+    records: list[bytes]  # unstamped (records.py): the stamp is ts_ms
+
+
+class LiveHello(Struct, frozen=True, kw_only=True, tag="h"):
+    """The answer to a Watch, on the queue's topic (see the module doc)."""
+
+    domain: str
+    queue: str
+    token: int
+    next_position: int
 
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)
@@ -57,6 +91,7 @@ _request = msgspec.msgpack.Decoder(AnyRequest, dec_hook=dec_hook)  # type: ignor
 _replies = msgspec.msgpack.Decoder(list[tuple[int, str, Raw]])
 _error = msgspec.msgpack.Decoder(ErrorBody)
 _event = msgspec.msgpack.Decoder(CatalogEvent)
+_live = msgspec.msgpack.Decoder(LiveMessages | LiveHello)
 _reply_decoders: dict[type, msgspec.msgpack.Decoder[Any]] = {}
 
 
@@ -146,3 +181,26 @@ def decode_event(frame: bytes | memoryview) -> CatalogEvent:
         return _event.decode(_body(frame))
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"malformed event: {exc}") from None
+
+
+def live_topic(domain: str, queue: str) -> bytes:
+    return b"%s%s/%s\x00" % (TOPIC_LIVE, domain.encode(), queue.encode())
+
+
+def parse_live_topic(topic: bytes) -> tuple[str, str] | None:
+    """(domain, queue) of a live topic; None for any other topic."""
+    if not topic.startswith(TOPIC_LIVE) or not topic.endswith(b"\x00"):
+        return None
+    domain, sep, queue = topic[1:-1].decode(errors="replace").partition("/")
+    return (domain, queue) if sep else None
+
+
+def encode_live(event: LiveMessages | LiveHello) -> list[bytes]:
+    return [live_topic(event.domain, event.queue), VERSION + _encoder.encode(event)]
+
+
+def decode_live(frame: bytes | memoryview) -> LiveMessages | LiveHello:
+    try:
+        return _live.decode(_body(frame))
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"malformed live event: {exc}") from None

@@ -43,6 +43,8 @@ SAMPLES: dict[type[p.Request], p.Request] = {s.__class__: s for s in [
     p.Nack(**G, ids=["a"], delay_ms=1500, reason="try later"), p.PendingGet(**G, limit=5),
     p.Extend(**G, ids=["a"], positions=[3], by_ms=60_000), p.Redrive(**Q, limit=10),
     p.Settle(**G, ack=["a"], nack=["b"], delay_ms=100, reason="x"),
+    p.Watch(**Q, token=12), p.Browse(**Q, from_position=4, max=7),
+    p.Release(**G, positions=[3, 5]),
 ]}
 
 
@@ -277,3 +279,22 @@ def test_deliveries_json_splices_each_record_and_keeps_the_payload_bytes() -> No
 
 def test_no_deliveries_is_an_empty_list() -> None:
     assert orjson.loads(deliveries_json(p.Deliveries())) == {"messages": [], "count": 0}
+
+
+# --- live events -------------------------------------------------------------------------------
+
+
+def test_live_topics_are_exact_per_queue_and_round_trip() -> None:
+    topic = p.live_topic("shop", "orders")
+    assert p.parse_live_topic(topic) == ("shop", "orders")
+    # ZeroMQ matches by prefix: the NUL keeps one queue's topic from matching another's.
+    assert not p.live_topic("shop", "orders2").startswith(topic)
+    assert p.parse_live_topic(p.TOPIC_CATALOG) is None
+    messages = p.LiveMessages(domain="shop", queue="orders", first=9, ts_ms=5,
+                              records=[b"\x00\x01a"])
+    hello = p.LiveHello(domain="shop", queue="orders", token=3, next_position=10)
+    for event in (messages, hello):
+        frame_topic, body = p.encode_live(event)
+        assert frame_topic == topic and p.decode_live(body) == event
+    with pytest.raises(p.ProtocolError):
+        p.decode_live(b"G2\x00")

@@ -25,7 +25,8 @@ from gortms.protocol import (Ack, Acked, AnyRequest, Cancel, CatalogEvent, Consu
                              GroupCreate, GroupDelete, GroupGet, GroupList, GroupListAll,
                              GroupSeek, GroupTtl, Nack, PendingGet, Ping, Publish, Published,
                              QueueCreate, QueueDelete, QueueGet, QueueList, Redrive, Request,
-                             Settle, ShardInfoGet, encode_message, record_id)
+                             Settle, ShardInfoGet, encode_message, record_id, Release, Watch,
+                             Browse)
 from shard import chunks, handlers
 from shard.groups import Delivery
 from shard.handlers import HANDLERS
@@ -176,6 +177,8 @@ def _sample(kind: type[Request]) -> Request:
         Ack: Ack(**group, ids=["m1"]), Nack: Nack(**group, ids=["m1"]),
         PendingGet: PendingGet(**group), Extend: Extend(**group, ids=["m1"]),
         Redrive: Redrive(**at()), Settle: Settle(**group, ack=["m1"], nack=["m2"]),
+        Release: Release(**group, positions=[1]), Watch: Watch(**at(), token=7),
+        Browse: Browse(**at(), from_position=1),
     }
     return samples[kind]
 
@@ -243,7 +246,7 @@ def test_domain_delete_removes_the_record_durably_and_announces_it(shard: Shard)
     assert deleted.name == DOMAIN and DOMAIN not in shard.state.domains
     assert shard.commit() == [("fsync", "D")]
     assert shard.store.get(domain_key(DOMAIN)) is None
-    assert shard.announced == [CatalogEvent(kind="domain", domain=DOMAIN)]
+    assert shard.announced == [CatalogEvent(kind="domain", domain=DOMAIN, deleted=True)]
 
 
 def test_domain_get_and_list_answer_from_the_catalog_in_name_order(shard: Shard) -> None:
@@ -327,7 +330,7 @@ def test_a_request_of_a_newer_epoch_drops_the_older_incarnations_queue_durably(
     assert (DOMAIN, QUEUE) not in shard.state.queues
     assert shard.commit() == [("fsync", "AEGIKLMNQRT")]
     assert [shard.keys(kind) for kind in (b"Q", b"N", b"L", b"M", b"G", b"K")] == [[]] * 6
-    assert shard.announced == [CatalogEvent(kind="queue", domain=DOMAIN, queue=QUEUE)]
+    assert shard.announced == [CatalogEvent(kind="queue", domain=DOMAIN, queue=QUEUE, deleted=True)]
 
 
 def test_a_request_of_an_older_epoch_neither_sees_nor_touches_a_newer_queue() -> None:
