@@ -153,7 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                                                                       "server.key")}
     # proxy_headers off: nothing reads the client's address yet, and uvicorn's middleware
     # for X-Forwarded-* costs a call per request; trusted proxies will be a setting.
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", ws="auto",
+    ws = settings.http.websocket
+    # websockets-sansio: the protocol gateway/outbox.py writes frames through. No
+    # per-message deflate: it costs CPU per frame and tens of KiB per connection.
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", ws="websockets-sansio",
+                            ws_max_size=ws.max_message_bytes * 4,
+                            ws_ping_interval=ws.ping_interval or None,
+                            ws_ping_timeout=ws.ping_timeout or None,
+                            ws_per_message_deflate=False,
                             lifespan="on", access_log=False, log_config=None,
                             server_header=False, proxy_headers=False,
                             timeout_graceful_shutdown=max(1, int(

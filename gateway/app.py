@@ -3,6 +3,7 @@ Starlette app (routes, error handlers, lifespan)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -22,9 +23,11 @@ from gateway.domains import DomainsApi
 from gateway.fastpath import FastPaths
 from gateway.groups import GroupsApi
 from gateway.health import HealthApi
+from gateway.live import LiveHub
 from gateway.messages import MessagesApi
 from gateway.responses import on_gortms_error, on_http_exception, on_unexpected
 from gateway.shards import Shards
+from gateway.sockets import STOPPING, SocketsApi
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -73,15 +76,21 @@ def routes(gw: Gateway, messages: MessagesApi, groups: GroupsApi) -> list[Route]
 
 
 class GatewayApp:
-    """The ASGI entry point: `state.gateway` for the process that serves it, and the stack."""
+    """The ASGI entry point: `state.gateway` for the process that serves it, and the stack.
+    WebSockets go straight to their own app (gateway/sockets.py)."""
 
-    def __init__(self, entry: ASGIApp, router: Starlette, gateway: Gateway) -> None:
+    def __init__(self, entry: ASGIApp, router: Starlette, gateway: Gateway,
+                 sockets: SocketsApi) -> None:
         self.entry = entry
         self.router = router
+        self.sockets = sockets
         self.state = router.state
         self.state.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.sockets(scope, receive, send)  # type: ignore[arg-type]
+            return
         await self.entry(scope, receive, send)
 
 
@@ -89,15 +98,24 @@ def create_app(settings: Settings, shards: Shards,
                on_started: Callable[[], Awaitable[Any]] | None = None) -> GatewayApp:
     gw = Gateway(settings, shards, Catalog(shards))
     messages, groups = MessagesApi(gw), GroupsApi(gw)
+    hub = LiveHub(gw)
+    sockets = SocketsApi(gw, hub, messages)
+
+    async def close_sockets_when_draining() -> None:
+        await gw.draining.wait()
+        await sockets.close_all(STOPPING, "the broker is shutting down")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         shards.on_catalog_event(gw.catalog.on_event)
         shards.on_reconnect(gw.catalog.on_reconnect)
+        hub.attach()
         await shards.start()
+        closer = asyncio.ensure_future(close_sockets_when_draining())
         if on_started is not None:
             await on_started()
         yield
+        closer.cancel()
         await shards.close()
 
     app = Starlette(
@@ -112,4 +130,4 @@ def create_app(settings: Settings, shards: Shards,
             entry, allow_origins=list(settings.http.cors.allowed_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"], allow_headers=["*"],
             expose_headers=["Retry-After"])
-    return GatewayApp(entry, app, gw)
+    return GatewayApp(entry, app, gw, sockets)

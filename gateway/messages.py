@@ -107,19 +107,28 @@ class MessagesApi:
         if not isinstance(payload, dict):
             raise InvalidJson("a message must be a JSON object")
         record = self.gw.catalog.cached(domain) or await self.gw.catalog.domain(domain)
-        record.validate(payload)
-        message_id = headers.get("x-message-id") or payload_id(payload) or self.gw.ids.one()
-        check_message_id(message_id, "the message id")
-        blob = encode_message(message_id, message_headers(headers), data)
-        reply: Published = await self.gw.send_to_queue(
-            record, queue, Publish, records=[blob], key=idempotency_key(headers),
-            **delivery_time(headers))
+        call, message_id = self.send_one(record, queue, payload, data, message_headers(headers),
+                                         headers.get("x-message-id"), idempotency_key(headers),
+                                         delivery_time(headers))
+        reply: Published = await call
         if reply.duplicate:
             assert reply.message_ids is not None
             return 200, orjson.dumps({"status": "success", "messageId": reply.message_ids[0],
                                       "position": reply.first_position, "duplicate": True})
         return 201, b'{"status":"success","messageId":%s,"position":%d}' % (
             orjson.dumps(message_id), reply.first_position)
+
+    def send_one(self, record: Domain, queue: str, payload: dict[str, Any], data: bytes,
+                 headers_json: bytes, message_id: str | None, key: str | None,
+                 delivery: dict[str, int]) -> tuple[Call, str]:
+        """Check one message (`payload`, and `data`, its JSON) and send it to its shard: the
+        call and the message id. Shared by REST and WebSocket publishing."""
+        record.validate(payload)
+        message_id = message_id or payload_id(payload) or self.gw.ids.one()
+        check_message_id(message_id, "the message id")
+        blob = encode_message(message_id, headers_json, data)
+        return self.gw.send_to_queue(record, queue, Publish, records=[blob], key=key,
+                                     **delivery), message_id
 
     async def publish_batch(self, request: Request) -> Response:
         domain = path_name(request, "domain", "domain")

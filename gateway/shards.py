@@ -10,6 +10,10 @@ moment the connection drops. Either way the caller gets ShardUnavailable (503).
 
 Sockets are plain pyzmq sockets read through `loop.add_reader` on their edge-triggered
 file descriptor, drained completely on every wake-up and after every send.
+
+One SUB socket, connected to every shard's XPUB, carries the catalog events and the live
+events of the queues this gateway watches (`subscribe_live`): ZeroMQ filters by topic at the
+shard, so a queue nobody here watches sends nothing here.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from gortms.errors import GortmsError, ShardUnavailable
-from gortms.protocol import (TOPIC_CATALOG, Cancel, CatalogEvent, ProtocolError, Reply, Request,
-                             decode_event, decode_replies, encode_requests, reply_value)
+from gortms.protocol import (TOPIC_CATALOG, TOPIC_LIVE, Cancel, CatalogEvent, LiveHello,
+                             LiveMessages, ProtocolError, Reply, Request, decode_event, decode_live,
+                             decode_replies, encode_requests, reply_value)
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +58,16 @@ class Shards(Protocol):
     async def close(self) -> None: ...
     def on_catalog_event(self, listener: Callable[[CatalogEvent], None]) -> None: ...
     def on_reconnect(self, listener: Callable[[int], None]) -> None: ...
+    def on_live_event(self, listener: Callable[[LiveMessages | LiveHello], None]) -> None: ...
+    def subscribe_live(self, topic: bytes) -> None: ...
+    def unsubscribe_live(self, topic: bytes) -> None: ...
 
     def send(self, shard: int, request: Request, timeout_s: float | None = None) -> Call: ...
     async def call(self, shard: int, request: Request, timeout_s: float | None = None
                    ) -> Any: ...
     async def call_all(self, request: Request, timeout_s: float | None = None) -> list[Any]: ...
     def cancel(self, call: Call) -> None: ...
+    def abandon(self, call: Call) -> None: ...
 
 
 class _Link:
@@ -116,6 +125,7 @@ class ZmqShards:
         self._sweeper: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[CatalogEvent], None]] = []
         self._reconnect_listeners: list[Callable[[int], None]] = []
+        self._live_listener: Callable[[LiveMessages | LiveHello], None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -156,6 +166,15 @@ class ZmqShards:
     def on_reconnect(self, listener: Callable[[int], None]) -> None:
         self._reconnect_listeners.append(listener)
 
+    def on_live_event(self, listener: Callable[[LiveMessages | LiveHello], None]) -> None:
+        self._live_listener = listener
+
+    def subscribe_live(self, topic: bytes) -> None:
+        self.events.setsockopt(zmq.SUBSCRIBE, topic)
+
+    def unsubscribe_live(self, topic: bytes) -> None:
+        self.events.setsockopt(zmq.UNSUBSCRIBE, topic)
+
     def is_connected(self, shard: int) -> bool:
         return self.links[shard].connected.is_set()
 
@@ -195,6 +214,21 @@ class ZmqShards:
         """Forget a call (a late reply is dropped); a parked fetch on the shard is dropped too."""
         link = self.links[call.shard]
         if link.pending.pop(call.rid, None) is not None and link.connected.is_set():
+            self._next_rid += 1
+            self._enqueue(link, self._next_rid, CANCEL_TIMEOUT_S, Cancel(target=call.rid))
+
+    def abandon(self, call: Call) -> None:
+        """Drop a parked fetch whose client left, but still take its reply if the shard
+        answered before it saw the cancel (the caller then gives those deliveries back);
+        otherwise the call fails within CANCEL_TIMEOUT_S."""
+        link = self.links[call.shard]
+        entry = link.pending.get(call.rid)
+        if entry is None:
+            return
+        future, reply, _, _ = entry
+        link.pending[call.rid] = (future, reply, time.monotonic() + CANCEL_TIMEOUT_S,
+                                  CANCEL_TIMEOUT_S)
+        if link.connected.is_set():
             self._next_rid += 1
             self._enqueue(link, self._next_rid, CANCEL_TIMEOUT_S, Cancel(target=call.rid))
 
@@ -278,12 +312,21 @@ class ZmqShards:
         self._drain(link)
 
     def _drain_events(self) -> None:
+        recv = self.events.recv_multipart
         while True:
             try:
-                _, body = self.events.recv_multipart(zmq.NOBLOCK)
+                topic, body = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            except ValueError:  # not [topic, body]
+                log.error("a shard sent an event that is not two frames")
+                continue
             try:
+                if topic[:1] == TOPIC_LIVE:
+                    live = decode_live(body)
+                    if self._live_listener is not None:
+                        self._live_listener(live)
+                    continue
                 event = decode_event(body)
             except ProtocolError as exc:
                 log.error("a shard sent a malformed event: %s", exc)

@@ -53,6 +53,19 @@ KEYS: tuple[Key, ...] = (
     Key("http.keyFile", "str", "", "PEM private key for HTTPS (empty: auto-generated)."),
     Key("http.maxBodyBytes", "int", 1_048_576, "Largest request body accepted (larger: 413).",
         low=1024, high=256 * 1_048_576),
+    Key("http.websocket.sendBufferBytes", "int", 1_048_576,
+        "What a WebSocket or SSE client may have waiting to be sent to it; past it, live "
+        "messages for that client are dropped and reported to it in a `lagged` frame.",
+        low=4096, high=1 << 30),
+    Key("http.websocket.maxMessageBytes", "int", 1_048_576,
+        "Largest client WebSocket message accepted (larger: an error frame; over four times "
+        "this, the connection is closed with 1009).", low=1024, high=64 * 1_048_576),
+    Key("http.websocket.pingInterval", "duration", "20s",
+        "How often the server pings each WebSocket client (0: never)."),
+    Key("http.websocket.pingTimeout", "duration", "20s",
+        "A client that has not answered a ping within this is disconnected."),
+    Key("http.websocket.maxCredits", "int", 10_000,
+        "Most unspent credits a WebSocket consumer may hold.", low=1, high=1_000_000),
     Key("http.cors.enabled", "bool", False, "Answer CORS preflights and add CORS headers."),
     Key("http.cors.allowedOrigins", "list", ["*"], "Origins allowed by CORS."),
     Key("http.jwt.secret", "str", "",
@@ -140,6 +153,15 @@ class JwtSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSocketSettings:
+    send_buffer_bytes: int = 1_048_576
+    max_message_bytes: int = 1_048_576
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    max_credits: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSettings:
     enabled: bool = True
     address: str = "127.0.0.1"
@@ -148,6 +170,7 @@ class HttpSettings:
     cert_file: str = ""
     key_file: str = ""
     max_body_bytes: int = 1_048_576
+    websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
     jwt: JwtSettings = field(default_factory=JwtSettings)
 

@@ -37,6 +37,18 @@ class FakeShards:
     def on_reconnect(self, listener: Callable[[int], None]) -> None:
         self.reconnect_listeners.append(listener)
 
+    def on_live_event(self, listener: Callable[[Any], None]) -> None:
+        self.live_listener = listener
+
+    def subscribe_live(self, topic: bytes) -> None:
+        self.subscribed = getattr(self, "subscribed", set()) | {topic}
+
+    def unsubscribe_live(self, topic: bytes) -> None:
+        self.subscribed = getattr(self, "subscribed", set()) - {topic}
+
+    def abandon(self, call: Call) -> None:
+        self.cancelled.append(call.rid)
+
     def send(self, shard: int, request: Request, timeout_s: float | None = None) -> Call:
         self.requests.append((shard, request))
         self._rid += 1

@@ -1,0 +1,198 @@
+"""LiveHub: this gateway worker's live feeds, one per watched queue, fanned out to observers.
+
+An observer is a WebSocket in observe mode or an SSE stream (gateway/sockets.py,
+gateway/stream.py). The first observer of a queue in this worker opens its feed: subscribe
+to the queue's topic on the shards' event socket, then a `Watch` to the owner shard, whose
+`LiveHello` on the topic says the subscription is in effect (gortms/protocol/wire.py). The
+last observer to leave closes it, and the shard stops publishing that queue's messages to
+this worker. A queue no observer watches costs its shard one set lookup per publish.
+
+Each committed publish reaches the hub as one `LiveMessages`; its message frames are built
+once and handed to every observer, which buffers them within its own bound and counts what
+it had to drop (`lagged`). Positions are contiguous, so events lost on the way (the event
+socket's high-water mark, a shard restart) show as a gap, reported to every observer as lost.
+The hub never waits for an observer: fan-out is a loop of appends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from typing import Protocol
+
+from gortms.models import format_ts
+from gortms.protocol import (CatalogEvent, LiveHello, LiveMessages, Watch, Watching,
+                             live_topic)
+from gateway.context import Gateway
+
+log = logging.getLogger(__name__)
+
+HELLO_ATTEMPTS = 8  # Watch requests before giving up on the hello (then: best effort)
+HELLO_WAIT_S = 0.05  # the first wait for a hello; each attempt waits one step longer
+
+GONE = 4410  # close code: the queue or its domain was deleted
+
+
+class Observer(Protocol):
+    def live(self, frames: list[bytes], first: int) -> None:
+        """Message frames for positions first, first + 1, ... (never blocks)."""
+
+    def lost(self, count: int) -> None:
+        """`count` messages were published that this observer will never get."""
+
+    def end(self, code: int, reason: str) -> None:
+        """The queue is gone: close."""
+
+
+class Feed:
+    """One watched queue: its observers, and the position of the next message expected."""
+
+    __slots__ = ("domain", "queue", "topic", "observers", "next_position", "ready", "hello",
+                 "token", "joining")
+
+    def __init__(self, domain: str, queue: str) -> None:
+        self.domain = domain
+        self.queue = queue
+        self.topic = live_topic(domain, queue)
+        self.observers: set[Observer] = set()
+        self.next_position: int | None = None  # None until the feed is open
+        self.ready: asyncio.Future[None] | None = None
+        self.hello: asyncio.Future[int] | None = None
+        self.token = 0
+        self.joining = 0
+
+
+def message_frames(event: LiveMessages, skip: int) -> list[bytes]:
+    """The observers' `message` frames of `event`'s records from index `skip` on, spliced
+    from the stored bytes (the record's tail is already `"id":..,"headers":..,"payload":..}`)."""
+    head = b'{"type":"message","position":%%d,"timestamp":"%s",' % format_ts(
+        event.ts_ms).encode()
+    out = []
+    position = event.first + skip
+    for record in event.records[skip:]:
+        out.append(head % position + record[2 + ((record[0] << 8) | record[1]):])
+        position += 1
+    return out
+
+
+class LiveHub:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.feeds: dict[tuple[str, str], Feed] = {}
+        self._tokens = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def attach(self) -> None:
+        """Listen to the shards' events (once, at startup)."""
+        self.gw.shards.on_live_event(self.on_live)
+        self.gw.shards.on_catalog_event(self.on_catalog)
+
+    # --- observers ----------------------------------------------------------------------------
+
+    async def join(self, domain: str, queue: str, observer: Observer) -> int:
+        """Send `observer` the queue's messages from now on; the position of the first one
+        it may get. Raises DomainNotFound, QueueNotFound, ShardUnavailable."""
+        key = (domain, queue)
+        feed = self.feeds.get(key)
+        if feed is None:
+            feed = self.feeds[key] = Feed(domain, queue)
+            feed.ready = asyncio.ensure_future(self._open(feed))
+        assert feed.ready is not None
+        feed.joining += 1
+        try:
+            await asyncio.shield(feed.ready)
+        finally:
+            feed.joining -= 1
+            if self.feeds.get(key) is feed and not feed.observers and not feed.joining and \
+                    feed.ready.done() and (feed.ready.cancelled() or feed.ready.exception()):
+                self._close(feed)
+        feed.observers.add(observer)
+        assert feed.next_position is not None
+        return feed.next_position
+
+    def leave(self, domain: str, queue: str, observer: Observer) -> None:
+        feed = self.feeds.get((domain, queue))
+        if feed is None:
+            return
+        feed.observers.discard(observer)
+        if not feed.observers and not feed.joining:
+            self._close(feed)
+
+    def watched(self) -> int:
+        return sum(len(feed.observers) for feed in self.feeds.values())
+
+    async def _open(self, feed: Feed) -> None:
+        shards = self.gw.shards
+        record = await self.gw.catalog.domain(feed.domain)
+        shards.subscribe_live(feed.topic)
+        loop = asyncio.get_running_loop()
+        reply: Watching | None = None
+        for attempt in range(HELLO_ATTEMPTS):
+            feed.token = next(self._tokens) & 0x7FFF_FFFF_FFFF
+            feed.hello = loop.create_future()
+            reply = await self.gw.send_to_queue(record, feed.queue, Watch, token=feed.token)
+            try:
+                async with asyncio.timeout(HELLO_WAIT_S * (attempt + 1)):
+                    feed.next_position = await feed.hello
+                return
+            except TimeoutError:
+                continue  # the subscription had not reached the shard yet: ask again
+        # Never seen: events may still come (the subscription is in place); start from the
+        # position the shard gave, and let a gap, if any, be reported as lost.
+        log.warning("no hello on %s/%s after %d watches; observing without it", feed.domain,
+                    feed.queue, HELLO_ATTEMPTS)
+        assert reply is not None
+        feed.next_position = reply.next_position
+
+    def _close(self, feed: Feed) -> None:
+        if self.feeds.get((feed.domain, feed.queue)) is feed:
+            del self.feeds[(feed.domain, feed.queue)]
+            self.gw.shards.unsubscribe_live(feed.topic)
+
+    # --- events -------------------------------------------------------------------------------
+
+    def on_live(self, event: LiveMessages | LiveHello) -> None:
+        feed = self.feeds.get((event.domain, event.queue))
+        if feed is None:
+            return
+        if type(event) is LiveHello:
+            hello = feed.hello
+            if event.token == feed.token and hello is not None and not hello.done():
+                hello.set_result(event.next_position)
+            return
+        expected = feed.next_position
+        if expected is None:
+            return  # not open yet: observers start at the hello's position
+        assert type(event) is LiveMessages
+        count = len(event.records)
+        end = event.first + count
+        if end <= expected:
+            return  # from before this feed opened
+        skip = max(0, expected - event.first)
+        feed.next_position = end
+        observers = list(feed.observers)
+        if event.first > expected:
+            for observer in observers:
+                observer.lost(event.first - expected)
+        frames = message_frames(event, skip)
+        first = event.first + skip
+        for observer in observers:
+            observer.live(frames, first)
+
+    def on_catalog(self, event: CatalogEvent) -> None:
+        if not event.deleted:
+            return
+        if event.kind == "queue":
+            gone = [self.feeds.get((event.domain, event.queue or ""))]
+            reason = f"queue '{event.domain}/{event.queue}' was deleted"
+        else:
+            gone = [f for (domain, _), f in self.feeds.items() if domain == event.domain]
+            reason = f"domain '{event.domain}' was deleted"
+        for feed in gone:
+            if feed is None:
+                continue
+            self._close(feed)
+            for observer in list(feed.observers):
+                observer.end(GONE, reason)
+            feed.observers.clear()
