@@ -28,6 +28,7 @@ from gateway.messages import MessagesApi
 from gateway.responses import on_gortms_error, on_http_exception, on_unexpected
 from gateway.shards import Shards
 from gateway.sockets import STOPPING, SocketsApi
+from gateway.stream import StreamApi
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -47,7 +48,8 @@ def resource(path: str, **methods: Endpoint) -> Route:
     return Route(path, dispatch, methods=list(methods))
 
 
-def routes(gw: Gateway, messages: MessagesApi, groups: GroupsApi) -> list[Route]:
+def routes(gw: Gateway, messages: MessagesApi, groups: GroupsApi, stream: StreamApi
+           ) -> list[Route]:
     health, domains = HealthApi(gw), DomainsApi(gw)
     return [
         resource("/health", GET=health.health),
@@ -59,6 +61,7 @@ def routes(gw: Gateway, messages: MessagesApi, groups: GroupsApi) -> list[Route]
         resource(Q, GET=domains.get_queue, DELETE=domains.delete_queue),
         resource(Q + "/messages", POST=messages.publish, GET=messages.consume_queue),
         resource(Q + "/messages/batch", POST=messages.publish_batch),
+        resource(Q + "/stream", GET=stream.stream),
         resource(Q + "/consumer-groups", GET=groups.list_for_queue, POST=groups.create),
         resource(Q + "/dlq/redrive", POST=groups.redrive),
         resource(G, GET=groups.get, PUT=groups.seek, DELETE=groups.delete),
@@ -110,6 +113,7 @@ def create_app(settings: Settings, shards: Shards,
         shards.on_catalog_event(gw.catalog.on_event)
         shards.on_reconnect(gw.catalog.on_reconnect)
         hub.attach()
+        sockets.attach()
         await shards.start()
         closer = asyncio.ensure_future(close_sockets_when_draining())
         if on_started is not None:
@@ -119,7 +123,7 @@ def create_app(settings: Settings, shards: Shards,
         await shards.close()
 
     app = Starlette(
-        routes=routes(gw, messages, groups),
+        routes=routes(gw, messages, groups, StreamApi(gw, hub)),
         exception_handlers={GortmsError: on_gortms_error, HTTPException: on_http_exception,
                             Exception: on_unexpected},
         lifespan=lifespan,

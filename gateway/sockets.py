@@ -36,8 +36,8 @@ from gortms.checks import NAME_PATTERN, Name, convert
 from gortms.errors import (DomainNotFound, GortmsError, GroupNotFound, InvalidJson,
                            InvalidParameter, PayloadTooLarge, QueueNotFound, ShardUnavailable)
 from gortms.models import format_ts, parse_duration
-from gortms.protocol import (MAX_REASON, Ack, Acked, Deliveries, Extend, Extended, Fetch, Nack,
-                             Nacked, Published, Release)
+from gortms.protocol import (MAX_REASON, Ack, Acked, CatalogEvent, Deliveries, Extend, Extended,
+                             Fetch, Nack, Nacked, Published, Release)
 from gateway.catalog import Domain
 from gateway.context import Gateway
 from gateway.live import GONE, LiveHub
@@ -171,6 +171,20 @@ class SocketsApi:
             await connection.run()
         finally:
             self.connections.discard(connection)
+
+    def attach(self) -> None:
+        """Consumers are no observers: the hub does not close them when their queue goes."""
+        self.gw.shards.on_catalog_event(self.on_catalog)
+
+    def on_catalog(self, event: CatalogEvent) -> None:
+        if not event.deleted:
+            return
+        what = "queue" if event.kind == "queue" else "domain"
+        for connection in list(self.connections):
+            if connection.consumer is not None and connection.domain == event.domain and (
+                    what == "domain" or connection.queue == event.queue):
+                name = f"{event.domain}/{event.queue}" if what == "queue" else event.domain
+                connection.end(GONE, f"{what} '{name}' was deleted")
 
     def admit(self, scope: Scope) -> tuple[int, str] | None:
         """Whether the upgrade request may open a socket: None, or (close code, reason).
