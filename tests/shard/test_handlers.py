@@ -26,7 +26,7 @@ from gortms.protocol import (Ack, Acked, AnyRequest, Cancel, CatalogEvent, Consu
                              GroupSeek, GroupTtl, Nack, PendingGet, Ping, Publish, Published,
                              QueueCreate, QueueDelete, QueueGet, QueueList, Redrive, Request,
                              Settle, ShardInfoGet, encode_message, record_id, Release, Watch,
-                             Browse)
+                             Browse, LiveHello, ts_bytes)
 from shard import chunks, handlers
 from shard.groups import Delivery
 from shard.handlers import HANDLERS
@@ -330,7 +330,8 @@ def test_a_request_of_a_newer_epoch_drops_the_older_incarnations_queue_durably(
     assert (DOMAIN, QUEUE) not in shard.state.queues
     assert shard.commit() == [("fsync", "AEGIKLMNQRT")]
     assert [shard.keys(kind) for kind in (b"Q", b"N", b"L", b"M", b"G", b"K")] == [[]] * 6
-    assert shard.announced == [CatalogEvent(kind="queue", domain=DOMAIN, queue=QUEUE, deleted=True)]
+    assert shard.announced == [
+        CatalogEvent(kind="queue", domain=DOMAIN, queue=QUEUE, deleted=True)]
 
 
 def test_a_request_of_an_older_epoch_neither_sees_nor_touches_a_newer_queue() -> None:
@@ -774,3 +775,48 @@ def test_a_read_writes_nothing(shard: Shard, read: Callable[[], Request]) -> Non
     shard.fetch()
     shard.commit()
     assert shard.writes_of(read()) == []
+
+
+# --- live observation ---------------------------------------------------------------------------
+
+
+def test_a_publish_stages_a_live_event_only_for_a_watched_queue(shard: Shard) -> None:
+    shard.publish(2)
+    assert shard.state.live_events == []  # nobody watches: nothing built, nothing sent
+    shard.state.watched.add((DOMAIN, QUEUE))
+    shard.publish(3)
+    [event] = shard.state.live_events
+    assert (event.domain, event.queue, event.first, event.ts_ms) == (DOMAIN, QUEUE, 3, T0)
+    assert [record_id(ts_bytes(T0) + r) for r in event.records] == ["m3", "m4", "m5"]
+
+
+def test_watch_answers_the_next_position_and_stages_its_hello(shard: Shard) -> None:
+    shard.publish(4)
+    reply = shard.call(Watch(**at(), token=77))
+    assert reply.next_position == 5
+    assert shard.state.live_events == [LiveHello(domain=DOMAIN, queue=QUEUE, token=77,
+                                                 next_position=5)]
+    with pytest.raises(QueueNotFound):
+        shard.call(Watch(**at("nope"), token=1))
+
+
+def test_browse_reads_committed_records_from_a_position_skipping_holes(shard: Shard) -> None:
+    shard.publish(5)
+    reply = shard.call(Browse(**at(), from_position=2, max=3))
+    assert reply.positions == [2, 3, 4] and reply.next_position == 5
+    assert [record_id(r) for r in reply.records] == ["m2", "m3", "m4"]
+    assert shard.call(Browse(**at(), from_position=6)).positions == []
+    shard.call(Publish(**at(), records=[message("late")]))  # not committed yet: not read
+    assert shard.call(Browse(**at(), from_position=1, max=100)).next_position == 6
+
+
+def test_release_makes_in_flight_deliveries_due_at_once_without_a_failure(shard: Shard
+                                                                          ) -> None:
+    shard.queue("r", retry_enabled=True)
+    shard.group(queue="r")
+    shard.publish(3, queue="r")
+    shard.fetch(count=3, queue="r")
+    reply = shard.do(Release(**of_group(queue="r"), positions=[1, 3, 99]))
+    assert reply.released == 2
+    again = shard.fetch(consumer="c2", count=10, queue="r")
+    assert [(pos, count) for pos, count, _ in again] == [(1, 2), (3, 2)]

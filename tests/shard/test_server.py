@@ -18,9 +18,10 @@ import orjson
 from gortms.config import SpaceLimit
 from gortms.errors import GortmsError, InsufficientStorage
 from gortms.models import GroupSpec
-from gortms.protocol import (VERSION, Ack, DomainCreate, Fetch, GroupCreate, Nack, Publish,
-                             QueueCreate, QueueGet, Request, decode_replies, encode_message,
-                             encode_requests, reply_value)
+from gortms.protocol import (VERSION, Ack, DomainCreate, Fetch, GroupCreate, LiveHello, Nack,
+                             Publish, QueueCreate, QueueGet, Request, Watch, decode_live,
+                             decode_replies, encode_message, encode_requests, live_topic,
+                             reply_value)
 from shard import loader
 from shard.disk import DiskGuard
 from shard.memory import MemoryStore
@@ -330,3 +331,45 @@ async def test_a_failed_commit_fails_its_turn_serves_reads_read_only_and_recover
             client.close()
             server.stopping.set()
             await task
+
+
+# --- live events ------------------------------------------------------------------------------
+
+
+async def test_only_watched_queues_publish_live_events_and_a_watch_is_answered_on_the_topic(
+        shard):
+    server, _, client = shard
+    await client.call(QueueCreate(domain="d", queue="other", epoch=1))
+    sub = zmq.asyncio.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(server.event_endpoint)
+    topic = live_topic("d", "q")
+    sub.setsockopt(zmq.SUBSCRIBE, topic)
+    try:
+        hello = None
+        for token in range(1, 50):  # until the subscription has reached the shard
+            watching = await client.call(Watch(**QUEUE, token=token))
+            try:
+                async with asyncio.timeout(0.05 * token):
+                    got_topic, body = await sub.recv_multipart()
+                hello = decode_live(body)
+                break
+            except TimeoutError:
+                continue
+        assert got_topic == topic and hello == LiveHello(
+            domain="d", queue="q", token=token, next_position=watching.next_position)
+        assert server.watched == {("d", "q")}
+        await client.call(Publish(domain="d", queue="other", epoch=1, records=[message(0)]))
+        await client.call(publish(1, 2))
+        got_topic, body = await asyncio.wait_for(sub.recv_multipart(), 5)
+        event = decode_live(body)
+        assert got_topic == topic and (event.first, event.records) == (1, [message(1),
+                                                                        message(2)])
+        # A queue nobody watches is not even looked at: nothing was staged for "other".
+        assert server.state.live_events == []
+        sub.setsockopt(zmq.UNSUBSCRIBE, topic)
+        async with asyncio.timeout(5):
+            while server.watched:  # XPUB hands over the last unsubscription
+                await client.call(QueueGet(**QUEUE))
+    finally:
+        sub.close()
