@@ -22,9 +22,11 @@ import logging
 import os
 from typing import Protocol
 
+from gortms.errors import GortmsError
 from gortms.models import format_ts
 from gortms.protocol import (CatalogEvent, LiveHello, LiveMessages, Watch, Watching,
                              live_topic)
+from gateway.catalog import Domain
 from gateway.context import Gateway
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ class LiveHub:
         """Listen to the shards' events (once, at startup)."""
         self.gw.shards.on_live_event(self.on_live)
         self.gw.shards.on_catalog_event(self.on_catalog)
+        self.gw.shards.on_reconnect(self.on_reconnect)
 
     # --- observers ----------------------------------------------------------------------------
 
@@ -123,9 +126,13 @@ class LiveHub:
         return sum(len(feed.observers) for feed in self.feeds.values())
 
     async def _open(self, feed: Feed) -> None:
-        shards = self.gw.shards
         record = await self.gw.catalog.domain(feed.domain)
-        shards.subscribe_live(feed.topic)
+        self.gw.shards.subscribe_live(feed.topic)
+        await self._handshake(feed, record)
+
+    async def _handshake(self, feed: Feed, record: Domain) -> None:
+        """Watch until the hello comes through the subscription (on_live takes the position
+        from it, and reports a gap since the last event as lost)."""
         loop = asyncio.get_running_loop()
         reply: Watching | None = None
         for attempt in range(HELLO_ATTEMPTS):
@@ -134,7 +141,7 @@ class LiveHub:
             reply = await self.gw.send_to_queue(record, feed.queue, Watch, token=feed.token)
             try:
                 async with asyncio.timeout(HELLO_WAIT_S * (attempt + 1)):
-                    feed.next_position = await feed.hello
+                    await feed.hello
                 return
             except TimeoutError:
                 continue  # the subscription had not reached the shard yet: ask again
@@ -143,7 +150,23 @@ class LiveHub:
         log.warning("no hello on %s/%s after %d watches; observing without it", feed.domain,
                     feed.queue, HELLO_ATTEMPTS)
         assert reply is not None
-        feed.next_position = reply.next_position
+        if feed.next_position is None:
+            feed.next_position = reply.next_position
+
+    def on_reconnect(self, shard: int) -> None:
+        """A shard came back (restarted, or the link dropped): events of its queues may have
+        been lost meanwhile, and the last ones would show no gap until the next publish. A
+        new handshake per feed finds out at once."""
+        for feed in list(self.feeds.values()):
+            if feed.next_position is not None and \
+                    self.gw.owner(feed.domain, feed.queue) == shard:
+                asyncio.ensure_future(self._resync(feed))
+
+    async def _resync(self, feed: Feed) -> None:
+        try:
+            await self._handshake(feed, await self.gw.catalog.domain(feed.domain))
+        except GortmsError as exc:  # gone or down again: its observers hear it otherwise
+            log.info("resyncing %s/%s: %s", feed.domain, feed.queue, exc)
 
     def _close(self, feed: Feed) -> None:
         if self.feeds.get((feed.domain, feed.queue)) is feed:
@@ -158,8 +181,17 @@ class LiveHub:
             return
         if type(event) is LiveHello:
             hello = feed.hello
-            if event.token == feed.token and hello is not None and not hello.done():
-                hello.set_result(event.next_position)
+            if event.token != feed.token or hello is None or hello.done():
+                return  # another worker's, or an earlier attempt's
+            # In stream order: every event before the hello has been seen, so what is still
+            # missing up to its position was lost.
+            if feed.next_position is None:
+                feed.next_position = event.next_position
+            elif event.next_position > feed.next_position:
+                for observer in list(feed.observers):
+                    observer.lost(event.next_position - feed.next_position)
+                feed.next_position = event.next_position
+            hello.set_result(event.next_position)
             return
         expected = feed.next_position
         if expected is None:

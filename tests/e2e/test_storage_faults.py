@@ -145,6 +145,16 @@ def shard_storage(client: httpx2.Client) -> list[str]:
     return [s["storage"] for s in reply.json()["shardStorage"]]
 
 
+def storage_when_up(client: httpx2.Client) -> list[str] | None:
+    """shard_storage once every shard answers again (a restarted shard is "ready" a moment
+    before the gateway has reconnected to it: /health says 503 meanwhile)."""
+    reply = client.get("/health")
+    if reply.status_code == 503 and reply.json()["shards"]["up"] < reply.json()["shards"][
+            "total"]:
+        return None
+    return shard_storage(client)
+
+
 def wait_until(what: str, check, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while True:
@@ -300,7 +310,8 @@ def test_a_disk_filled_from_outside_fails_writes_with_507_serves_reads_and_recov
         after = len(broker.lines)
         os.kill(pids["shard-0"], signal.SIGKILL)
         broker.wait_for_line(r"shard-0 ready", timeout_s=30, after=after)
-        wait_until("shard 0 answers again", lambda: shard_storage(client) == ["full"] * 2)
+        wait_until("shard 0 answers again",
+                   lambda: storage_when_up(client) == ["full"] * 2)
         for queue in queues:
             info = client.get(f"{base}/{queue}")
             assert info.status_code == 200
