@@ -64,12 +64,13 @@ class Outbox:
             return self.proto.transport.get_write_buffer_size()
         return self._queued_bytes
 
-    def reply(self, payload: bytes) -> bool:
+    def reply(self, payload: bytes, bounded: bool = True) -> bool:
         """Send one JSON frame that must not be dropped; False once the connection is closing
-        (or was closed because the client stopped reading)."""
+        (or was closed because the client stopped reading). `bounded=False` for what the
+        client asked for in advance and so bounds itself (deliveries within its credits)."""
         if self.closed:
             return False
-        if self.waiting() > self.limit * HARD_LIMIT_FACTOR:
+        if bounded and self.waiting() > self.limit * HARD_LIMIT_FACTOR:
             self.abort()
             return False
         self._write(payload)

@@ -316,6 +316,10 @@ class Connection:
                         frame = reply(await asyncio.shield(call.future))
                     except GortmsError as exc:
                         frame = error_frame(exc, getattr(reply, "request_id", None))
+                    except Exception:  # a bug (a malformed reply): answer, keep serving
+                        log.exception("answering a WebSocket request failed")
+                        frame = error_frame(GortmsError("internal error"),
+                                            getattr(reply, "request_id", None))
                 else:
                     frame = reply
                 replies.popleft()
@@ -454,7 +458,7 @@ class Consumer:
         self.wake = asyncio.Event()
         if credits:
             self.wake.set()
-        self.task = asyncio.ensure_future(self._fetch_forever())
+        self.task = asyncio.ensure_future(self._fetch_guarded())
 
     def add_credits(self, count: int) -> None:
         self.credits += count
@@ -473,6 +477,16 @@ class Consumer:
     def send(self, record: Domain, kind: type, **fields: Any) -> Call:
         return self.gw.send_to_queue(record, self.connection.queue, kind, group=self.group,
                                      **fields)
+
+    async def _fetch_guarded(self) -> None:
+        try:
+            await self._fetch_forever()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug: say so and close, rather than a consumer that stalls
+            log.exception("a WebSocket consumer of %s/%s failed", self.connection.domain,
+                          self.connection.queue)
+            await self.connection.outbox.close(1011, "internal error")
 
     async def _fetch_forever(self) -> None:
         connection = self.connection
@@ -515,7 +529,7 @@ class Consumer:
             self.credits -= len(reply.positions)
             if not outbox.closed:
                 for frame in delivery_frames(reply):
-                    outbox.reply(frame)
+                    outbox.reply(frame, bounded=False)
 
     def stop(self) -> None:
         """The socket closed: give back what it holds, and what a fetch in flight may yet

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -170,8 +171,7 @@ class _StreamResponse:
             stream.wake.clear()
             body = stream.take() or b": ping\n\n"
             if stream.ended is not None:
-                body += b'event: end\ndata: {"reason":"%s"}\n\n' % stream.ended.replace(
-                    '"', "'").encode()
+                body += b"event: end\ndata: %s\n\n" % orjson.dumps({"reason": stream.ended})
                 await send({"type": "http.response.body", "body": body, "more_body": False})
                 return
             if gone.done():

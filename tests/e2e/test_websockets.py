@@ -429,3 +429,15 @@ def test_an_observer_outlives_a_restart_of_its_queues_shard_and_misses_nothing_u
                     last = frame["payload"]["n"]
                 lagged += frame.get("dropped", 0)
             assert received + lagged == published and last in (0, 1)
+
+
+def test_a_websocket_delivery_has_the_queues_lease_and_is_redelivered_when_it_runs_out(
+        shared_broker, api):
+    queue = make_queue(api, ackTimeout="1s")
+    assert api.post(f"{queue}/messages", json={"slow": True}).status_code == 201
+    with consumer(shared_broker, queue, 1) as ws:
+        held = recv(ws)
+        [entry] = api.get(f"{queue}/consumer-groups/g/pending").json()["messages"]
+        assert entry["position"] == held["position"] and entry["consumer"].startswith("ws-")
+        again = consume(api, queue, "g", count=1, timeout=10, consumer="rest")  # after 1 s
+        assert [(m["id"], m["deliveryCount"]) for m in again] == [(held["id"], 2)]
