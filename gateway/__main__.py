@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import socket
 import sys
 from typing import Any, Callable
@@ -132,6 +133,18 @@ def heartbeat(fd: int) -> Any:
     return start
 
 
+def raise_open_files_limit() -> None:
+    """Every WebSocket, SSE stream and keep-alive connection is a file descriptor: take what
+    the hard limit allows (a soft limit of 1,024 stops a worker at about 900 connections)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open files limit from %d: %s", soft, exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = child_parser("gateway")
     parser.add_argument("--worker", type=int, required=True)
@@ -140,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat-fd", type=int, required=True)
     args = parser.parse_args(argv)
     settings = start_child(args, f"gateway-{args.worker}")
+    raise_open_files_limit()
     layout = Layout(settings.data_dir)
     shards = ZmqShards([layout.endpoints(i) for i in range(args.shards)],
                        settings.gateway.request_timeout, settings.gateway.max_in_flight)

@@ -26,6 +26,31 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 Send = Any  # the ASGI send callable
 
 HARD_LIMIT_FACTOR = 4  # replies waiting past limit x this: the client is not reading; close
+LIVE_FLUSH_S = 0.002  # live frames are written at most this often per connection
+
+
+class LiveFlusher:
+    """Writes every connection's buffered live frames, LIVE_FLUSH_S after the first one came.
+
+    A send() per observer per message is what fan-out costs most (a hundred observers of a
+    queue published to 2,000 times a second: 200,000 syscalls a second); one per observer per
+    2 ms bounds that at 500 a second each, whatever the rate, for 2 ms of delay at most.
+    Replies are not held back: they are written at once."""
+
+    def __init__(self) -> None:
+        self.dirty: set[Outbox] = set()
+        self.handle: asyncio.TimerHandle | None = None
+
+    def mark(self, outbox: Outbox) -> None:
+        self.dirty.add(outbox)
+        if self.handle is None:
+            self.handle = asyncio.get_running_loop().call_later(LIVE_FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        self.handle = None
+        dirty, self.dirty = self.dirty, set()
+        for outbox in dirty:
+            outbox.flush_live()
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -40,11 +65,15 @@ def text_frame(payload: bytes) -> bytes:
 
 class Outbox:
     __slots__ = ("send", "limit", "proto", "dropped", "sent_live", "closed", "_queue",
-                 "_queued_bytes", "_wake", "_writer", "_lag_timer")
+                 "_queued_bytes", "_wake", "_writer", "_lag_timer", "flusher", "_live",
+                 "_live_bytes")
 
-    def __init__(self, send: Send, limit: int) -> None:
+    def __init__(self, send: Send, limit: int, flusher: LiveFlusher | None = None) -> None:
         self.send = send
         self.limit = limit
+        self.flusher = flusher
+        self._live: list[bytes] = []  # live frames (encoded) waiting for the flusher
+        self._live_bytes = 0
         proto = getattr(send, "__self__", None)
         self.proto = proto if isinstance(proto, WebSocketsSansIOProtocol) else None
         self.dropped = 0  # live frames dropped and not reported yet
@@ -61,7 +90,7 @@ class Outbox:
     def waiting(self) -> int:
         """Bytes given to this client and not yet sent."""
         if self.proto is not None:
-            return self.proto.transport.get_write_buffer_size()
+            return self.proto.transport.get_write_buffer_size() + self._live_bytes
         return self._queued_bytes
 
     def reply(self, payload: bytes, bounded: bool = True) -> bool:
@@ -85,9 +114,26 @@ class Outbox:
             return
         if self.dropped:
             self._report_lag()
-        for frame in frames:
-            self._write(frame)
+        if self.flusher is not None and self.proto is not None:
+            encoded = [text_frame(frame) for frame in frames]
+            self._live += encoded
+            self._live_bytes += sum(map(len, encoded))
+            self.flusher.mark(self)
+        else:
+            for frame in frames:
+                self._write(frame)
         self.sent_live += len(frames)
+
+    def flush_live(self) -> None:
+        """Write the live frames buffered since the last flush, in one write."""
+        if not self._live:
+            return
+        parts, self._live, self._live_bytes = self._live, [], 0
+        proto = self.proto
+        if self.closed or proto is None or proto.close_sent or proto.disconnected or \
+                proto.transport.is_closing():
+            return
+        proto.transport.write(b"".join(parts))
 
     def lost(self, count: int) -> None:
         """Messages that never reached this gateway: reported like dropped ones."""
@@ -109,8 +155,15 @@ class Outbox:
             self._lag_timer = asyncio.get_running_loop().call_later(0.1, self._retry_lag)
 
     def _report_lag(self) -> None:
-        self._write(b'{"type":"lagged","dropped":%d}' % self.dropped)
+        """In the live stream, in order: after the frames it had, before those to come."""
+        notice = b'{"type":"lagged","dropped":%d}' % self.dropped
         self.dropped = 0
+        if self._live and self.proto is not None:
+            frame = text_frame(notice)
+            self._live.append(frame)
+            self._live_bytes += len(frame)
+            return
+        self._write(notice)
 
     def _write(self, payload: bytes) -> None:
         proto = self.proto
@@ -148,6 +201,7 @@ class Outbox:
         """A close frame after what is queued; idempotent."""
         if self.closed:
             return
+        self.flush_live()  # what observers were given goes before the close frame
         self._stop()
         while self._queue:  # the ASGI path: what was queued goes first
             payload = self._queue.popleft()

@@ -42,7 +42,7 @@ from gateway.catalog import Domain
 from gateway.context import Gateway
 from gateway.live import GONE, LiveHub
 from gateway.messages import MAX_HEADERS, MessagesApi, delivery_time, idempotency_key
-from gateway.outbox import Outbox
+from gateway.outbox import LiveFlusher, Outbox
 from gateway.shards import Call
 
 log = logging.getLogger(__name__)
@@ -142,12 +142,13 @@ class SocketsApi:
         self.hub = hub
         self.messages = messages
         self.connections: set[Connection] = set()
+        self.flusher = LiveFlusher()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
-        outbox = Outbox(send, self.gw.settings.http.websocket.send_buffer_bytes)
+        outbox = Outbox(send, self.gw.settings.http.websocket.send_buffer_bytes, self.flusher)
         match = PATH.fullmatch(scope["path"])
         if match is None:
             await outbox.close(4404, f"no WebSocket at {scope['path']}; use "

@@ -214,6 +214,7 @@ class ShardServer:
                        for identity, items in replies.items()}
         self._announce()  # before the replies: a client's next request should meet fresh caches
         self._send_all(replies)
+        self._send_live()
         self._after_commit()
         self._schedule_flush()
 
@@ -335,14 +336,21 @@ class ShardServer:
         os._exit(70)
 
     def _announce(self) -> None:
-        """Committed: send the turn's catalog and live events."""
+        """Committed: send the turn's catalog events (before the replies: a client's next
+        request should meet fresh caches)."""
         state = self.state
-        send = self.pub.send_multipart
         if state.catalog_events:
+            send = self.pub.send_multipart
             for event in state.catalog_events:
                 send(encode_event(event))
             state.catalog_events.clear()
+
+    def _send_live(self) -> None:
+        """... and its live events, after the replies: observers are not waited for, and a
+        publisher's answer should not queue behind the fan-out to them."""
+        state = self.state
         if state.live_events:
+            send = self.pub.send_multipart
             for live in state.live_events:
                 send(encode_live(live))
             state.live_events.clear()
@@ -369,6 +377,7 @@ class ShardServer:
         """Committed: announce catalog changes, serve parked fetches that can now proceed."""
         state = self.state
         self._announce()
+        self._send_live()
         for queue in state.published:
             for group in queue.groups.values():
                 if group.waiters:
