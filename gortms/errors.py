@@ -7,6 +7,8 @@
     │   ├── InvalidParameter (invalid_parameter)
     │   ├── InvalidConfig (invalid_config)
     │   └── UnsupportedFeature (unsupported)
+    ├── Unauthorized (unauthorized, 401: no credential, or one that does not hold)
+    ├── Forbidden (forbidden, 403: the credential lacks the role or permission)
     ├── NotFound (not_found, 404)
     │   ├── DomainNotFound (domain_not_found)
     │   ├── QueueNotFound (queue_not_found)
@@ -21,7 +23,8 @@
     ├── SchemaViolation (schema_violation, 422)
     ├── TooManyRequests (too_many_requests, 429, retriable)
     │   ├── TooManyWaiters (too_many_waiters)
-    │   └── QueueFull (queue_full: maxSize reached, nothing acknowledged to evict)
+    │   ├── QueueFull (queue_full: maxSize reached, nothing acknowledged to evict)
+    │   └── LoginThrottled (login_throttled: too many failed logins)
     ├── ShardUnavailable (shard_unavailable, 503, retriable; also a TimeoutError)
     ├── StorageError (storage_error, 503, retriable: a shard's store cannot write; it recovers)
     │   └── InsufficientStorage (insufficient_storage, 507: free space under storage.minFreeBytes)
@@ -73,6 +76,18 @@ class InvalidConfig(BadRequest):
 
 class UnsupportedFeature(BadRequest):
     code = "unsupported"
+
+
+class Unauthorized(GortmsError):
+    """No credential, or one that does not hold (bad signature, expired, replayed)."""
+
+    code, http_status = "unauthorized", 401
+
+
+class Forbidden(GortmsError):
+    """A valid credential without the role or permission the request needs."""
+
+    code, http_status = "forbidden", 403
 
 
 class NotFound(GortmsError):
@@ -135,6 +150,12 @@ class QueueFull(TooManyRequests):
     """maxSize reached and the oldest messages are not acknowledged by every group."""
 
     code = "queue_full"
+
+
+class LoginThrottled(TooManyRequests):
+    """Too many failed logins for this user or from this address: wait, then try again."""
+
+    code = "login_throttled"
 
 
 class ShardUnavailable(GortmsError, TimeoutError):
