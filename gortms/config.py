@@ -478,9 +478,6 @@ def _is_loopback(address: str) -> bool:
 
 def _check_whole(settings: Settings) -> None:
     problems = []
-    if settings.security.enable_authentication:
-        problems.append("security.enableAuthentication: authentication is not available in this "
-                        "version yet; keep it false and bind http.address to a loopback address")
     if (not _is_loopback(settings.http.address) and not settings.security.enable_authentication
             and not settings.security.allow_anonymous_remote):
         problems.append(f"http.address: {settings.http.address} is not a loopback address and "
