@@ -109,7 +109,7 @@ class FastPaths:
         reads the body from the receive returned."""
         assert self.guard is not None
         headers = _headers(scope)
-        body = await self._body(receive, headers) if scope["method"] == "POST" else b""
+        body = await self._body(receive, headers)
         need = PUBLISH if handler in (self._publish, self._publish_batch) else CONSUME
         await self.guard.check_raw(scope["method"], scope, headers, body, need, parts[3])
         sent = False

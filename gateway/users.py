@@ -3,8 +3,9 @@
 No user exists until `POST /api/auth/bootstrap` creates the first admin from its body: there
 is no built-in account and no default password. Passwords are Argon2id hashes
 (gortms/passwords.py), computed on a thread so the event loop keeps serving. Failed logins
-are counted per username and per client address; from the fifth in a row each further one
-locks that name or address for twice as long as the last (1 s, 2 s, 4 s, ... up to 15 min),
+are counted per username and per client address; from the fifth in a row for a username
+(the twenty-first for an address) each further one locks that name or address for twice as
+long as the last (1 s, 2 s, 4 s, ... up to 15 min),
 answered 429 `login_throttled` with Retry-After, whether or not the password was right.
 Security events (logins, failures, changes of users and roles) go to the `gortms.security`
 logger, never with a password or a token.
@@ -33,7 +34,10 @@ log = logging.getLogger("gortms.security")
 
 USERNAME = re.compile(r"^[A-Za-z0-9._@-]{3,64}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
-FREE_FAILURES = 4  # failed logins in a row before the lockouts start
+# Failed logins in a row before the lockouts start: per username, and (many people may share
+# one address behind a NAT) more per client address.
+FREE_USER_FAILURES = 4
+FREE_ADDRESS_FAILURES = 20
 MAX_LOCK_MS = 15 * 60 * 1000
 STATUSES = ("pending", "approved", "rejected")
 # Verified against when the username is unknown, so that timing does not tell names apart.
@@ -127,11 +131,12 @@ class UsersApi:
         user = await self.accounts.user_by_name(username)
         good = await _verify(password, user.password_hash if user else _DUMMY_HASH)
         if user is None or not good or user.disabled:
-            for key, state in zip(keys, states):
+            for key, state, free in zip(keys, states,
+                                        (FREE_USER_FAILURES, FREE_ADDRESS_FAILURES)):
                 state.count += 1
-                if state.count > FREE_FAILURES:
+                if state.count > free:
                     state.locked_until_ms = now + min(
-                        MAX_LOCK_MS, 1000 * 2 ** (state.count - FREE_FAILURES - 1))
+                        MAX_LOCK_MS, 1000 * 2 ** min(20, state.count - free - 1))
                 await self.accounts.save_login_failures(key, state)
             log.warning("login failed for '%s' from %s%s", username, address,
                         " (disabled)" if user is not None and good else "")
