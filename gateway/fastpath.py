@@ -111,7 +111,8 @@ class FastPaths:
         headers = _headers(scope)
         body = await self._body(receive, headers)
         need = PUBLISH if handler in (self._publish, self._publish_batch) else CONSUME
-        await self.guard.check_raw(scope["method"], scope, headers, body, need, parts[3])
+        await self.guard.check_raw(scope["method"], scope, headers, body, need, parts[3],
+                                   self.messages.gw.owner(parts[3], parts[5]))
         sent = False
 
         async def replay() -> Message:

@@ -73,13 +73,15 @@ class Guard:
         return principal
 
     async def check_raw(self, method: str, scope: Mapping, headers: Mapping[str, str],
-                        body: bytes, need: Need, domain: str) -> Principal:
-        """The same for the fast paths (gateway/fastpath.py), which read the body first."""
+                        body: bytes, need: Need, domain: str, owner: int) -> Principal:
+        """The same for the fast paths (gateway/fastpath.py), which read the body first and
+        send one request, to the queue's `owner` shard: a signature's replay check rides
+        with it."""
         if not self.enabled:
             return ANONYMOUS
         principal = await self.credentials.authenticate(
             method, scope["path"], headers, None, body, client_address(scope),
-            scope.get("scheme", "http"))
+            scope.get("scheme", "http"), replay_shard=owner)
         authorize(principal, need, domain)
         return principal
 
