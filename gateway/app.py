@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gortms.config import Settings
 from gortms.datadir import Layout
 from gortms.secrets import Sealer, jwt_secret
-from gortms.errors import GortmsError
+from gortms.errors import GortmsError, HeadersTooLarge
 from gateway.catalog import Catalog
 from gateway.context import Gateway
 from gateway.domains import DomainsApi
@@ -30,7 +30,8 @@ from gateway.guard import ADMIN, AUTHENTICATED, PUBLIC, READS, USER, Guard, Need
 from gateway.health import HealthApi
 from gateway.live import LiveHub
 from gateway.messages import MessagesApi
-from gateway.responses import on_gortms_error, on_http_exception, on_unexpected
+from gateway.responses import (gortms_error_response, on_gortms_error, on_http_exception,
+                               on_unexpected)
 from gateway.shards import Shards
 from gateway.sockets import STOPPING, SocketsApi
 from gateway.services import ServicesApi
@@ -138,10 +139,25 @@ class GatewayApp:
         self.entry = entry
         self.router = router
         self.sockets = sockets
+        self.max_header_bytes = gateway.settings.http.max_header_bytes
         self.state = router.state
         self.state.gateway = gateway
 
+    def _too_large(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value) + 4
+        return size > self.max_header_bytes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan" and self._too_large(scope["headers"]):
+            error = HeadersTooLarge(f"the request's headers are over {self.max_header_bytes} "
+                                    "bytes (http.maxHeaderBytes)")
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4431, "reason": error.message})
+            else:
+                await gortms_error_response(error)(scope, receive, send)
+            return
         if scope["type"] == "websocket":
             await self.sockets(scope, receive, send)  # type: ignore[arg-type]
             return

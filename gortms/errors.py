@@ -20,6 +20,7 @@
     │   ├── QueueExists (queue_exists)
     │   └── GroupExists (group_exists)
     ├── PayloadTooLarge (payload_too_large, 413)
+    ├── HeadersTooLarge (headers_too_large, 431: over http.maxHeaderBytes)
     ├── SchemaViolation (schema_violation, 422)
     ├── TooManyRequests (too_many_requests, 429, retriable)
     │   ├── TooManyWaiters (too_many_waiters)
@@ -132,6 +133,10 @@ class GroupExists(Conflict):
 
 class PayloadTooLarge(GortmsError):
     code, http_status = "payload_too_large", 413
+
+
+class HeadersTooLarge(GortmsError):
+    code, http_status = "headers_too_large", 431
 
 
 class SchemaViolation(GortmsError):

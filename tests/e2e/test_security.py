@@ -493,3 +493,43 @@ def test_a_certificate_near_its_end_is_regenerated(tmp_path):
     assert x509.load_pem_x509_certificate(Path(again[0]).read_bytes()).serial_number == \
         new.serial_number  # still fresh: kept
     assert os.stat(again[1]).st_mode & 0o777 == 0o600
+
+
+def test_oversized_headers_are_refused_with_431(secure):
+    reply = secure.api.get("/health", headers={"X-Padding": "x" * 20_000})
+    assert reply.status_code == 431 and reply.json()["error"] == "headers_too_large"
+    huge_token = {"Authorization": "Bearer " + "x" * 20_000}
+    assert secure.api.get("/api/domains", headers=huge_token).status_code == 431
+
+
+def test_security_events_are_logged_without_secrets(secure):
+    service = secure.service(["publish:*"])
+    secure.api.post(f"/api/services/{service['id']}/rotate-secret", headers=secure.admin)
+    secure.api.post("/api/auth/login", json={"username": "root", "password": "wrong-password"})
+    secure.login("root")
+    text = secure.broker.output(last=5000)
+    assert "bootstrap: created the first admin 'root'" in text
+    assert "login failed for 'root'" in text and "login: 'root'" in text
+    assert f"service account '{service['name']}'" in text and "rotated" in text
+    assert PASSWORD not in text and "wrong-password" not in text
+    assert service["secret"] not in text
+    assert secure.admin["Authorization"].split()[1] not in text
+
+
+def test_cors_is_exactly_what_http_cors_says_and_preflights_need_no_credential(
+        broker_factory):
+    broker = broker_factory(GORTMS_SECURITY_ENABLEAUTHENTICATION="true",
+                            GORTMS_HTTP_CORS_ENABLED="true",
+                            GORTMS_HTTP_CORS_ALLOWEDORIGINS="https://ui.example")
+    with broker.client() as api:
+        preflight = {"Origin": "https://ui.example", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization,content-type"}
+        ok = api.options("/api/domains", headers=preflight)
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "https://ui.example"
+        assert "authorization" in ok.headers["access-control-allow-headers"].lower()
+        other = api.options("/api/domains", headers={**preflight, "Origin": "https://evil.example"})
+        assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+        refused = api.get("/api/domains", headers={"Origin": "https://ui.example"})
+        assert refused.status_code == 401  # CORS is no credential
+        assert refused.headers["access-control-allow-origin"] == "https://ui.example"
