@@ -16,19 +16,27 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gortms.config import Settings
-from gortms.errors import GortmsError
+from gortms.datadir import Layout
+from gortms.secrets import Sealer, jwt_secret
+from gortms.errors import GortmsError, HeadersTooLarge
 from gateway.catalog import Catalog
 from gateway.context import Gateway
 from gateway.domains import DomainsApi
 from gateway.fastpath import FastPaths
 from gateway.groups import GroupsApi
+from gateway.accounts import Accounts
+from gateway.credentials import ANONYMOUS, Credentials
+from gateway.guard import ADMIN, AUTHENTICATED, PUBLIC, READS, USER, Guard, Need, on
 from gateway.health import HealthApi
 from gateway.live import LiveHub
 from gateway.messages import MessagesApi
-from gateway.responses import on_gortms_error, on_http_exception, on_unexpected
+from gateway.responses import (gortms_error_response, on_gortms_error, on_http_exception,
+                               on_unexpected)
 from gateway.shards import Shards
 from gateway.sockets import STOPPING, SocketsApi
+from gateway.services import ServicesApi
 from gateway.stream import StreamApi
+from gateway.users import UsersApi
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -36,45 +44,89 @@ Q = "/api/domains/{domain}/queues/{queue}"
 G = Q + "/consumer-groups/{group}"
 
 
-def resource(path: str, **methods: Endpoint) -> Route:
-    """One route per path, so a wrong method is a 405 naming every allowed one."""
-    if len(methods) == 1:
-        (method, endpoint), = methods.items()
+def resource(guard: Guard, path: str, **methods: tuple[Endpoint, Need]) -> Route:
+    """One route per path, so a wrong method is a 405 naming every allowed one; each method
+    runs behind the guard with its need (gateway/guard.py)."""
+    guarded = {method: _guarded(guard, endpoint, need)
+               for method, (endpoint, need) in methods.items()}
+    if len(guarded) == 1:
+        (method, endpoint), = guarded.items()
         return Route(path, endpoint, methods=[method])
 
     async def dispatch(request: Request) -> Response:
-        return await methods[request.method if request.method != "HEAD" else "GET"](request)
+        return await guarded[request.method if request.method != "HEAD" else "GET"](request)
 
-    return Route(path, dispatch, methods=list(methods))
+    return Route(path, dispatch, methods=list(guarded))
 
 
-def routes(gw: Gateway, messages: MessagesApi, groups: GroupsApi, stream: StreamApi
-           ) -> list[Route]:
+def _guarded(guard: Guard, endpoint: Endpoint, need: Need) -> Endpoint:
+    if not guard.enabled:
+        async def open_endpoint(request: Request) -> Response:
+            request.state.principal = ANONYMOUS
+            return await endpoint(request)
+        return open_endpoint
+
+    async def checked(request: Request) -> Response:
+        request.state.principal = await guard.check(request, need)
+        return await endpoint(request)
+    return checked
+
+
+def routes(gw: Gateway, guard: Guard, messages: MessagesApi, groups: GroupsApi,
+           stream: StreamApi, users: UsersApi, services: ServicesApi) -> list[Route]:
     health, domains = HealthApi(gw), DomainsApi(gw)
+    manage, consume, publish = on("manage"), on("consume"), on("publish")
+
+    def r(path: str, **methods: tuple[Endpoint, Need]) -> Route:
+        return resource(guard, path, **methods)
+
     return [
-        resource("/health", GET=health.health),
-        resource("/api/health", GET=health.health),
-        resource("/api/domains", GET=domains.list_domains, POST=domains.create_domain),
-        resource("/api/domains/{domain}", GET=domains.get_domain, DELETE=domains.delete_domain),
-        resource("/api/domains/{domain}/queues", GET=domains.list_queues,
-                 POST=domains.create_queue),
-        resource(Q, GET=domains.get_queue, DELETE=domains.delete_queue),
-        resource(Q + "/messages", POST=messages.publish, GET=messages.consume_queue),
-        resource(Q + "/messages/batch", POST=messages.publish_batch),
-        resource(Q + "/stream", GET=stream.stream),
-        resource(Q + "/consumer-groups", GET=groups.list_for_queue, POST=groups.create),
-        resource(Q + "/dlq/redrive", POST=groups.redrive),
-        resource(G, GET=groups.get, PUT=groups.seek, DELETE=groups.delete),
-        resource(G + "/messages", GET=messages.consume_group),
-        resource(G + "/ack", POST=groups.ack),
-        resource(G + "/nack", POST=groups.nack),
-        resource(G + "/extend", POST=groups.extend),
-        resource(G + "/settle", POST=groups.settle),
-        resource(G + "/pending", GET=groups.pending),
-        resource(G + "/ttl", PUT=groups.set_ttl),
-        resource(G + "/consumers", POST=groups.add_consumer),
-        resource(G + "/consumers/{consumer}", DELETE=groups.remove_consumer),
-        resource("/api/consumer-groups", GET=groups.list_all),
+        r("/health", GET=(health.health, PUBLIC)),
+        r("/api/health", GET=(health.health, PUBLIC)),
+        # creating a domain needs manage on the name in the body: checked by the endpoint
+        r("/api/domains", GET=(domains.list_domains, AUTHENTICATED),
+          POST=(domains.create_domain, AUTHENTICATED)),
+        r("/api/domains/{domain}", GET=(domains.get_domain, READS),
+          DELETE=(domains.delete_domain, manage)),
+        r("/api/domains/{domain}/queues", GET=(domains.list_queues, READS),
+          POST=(domains.create_queue, manage)),
+        r(Q, GET=(domains.get_queue, READS), DELETE=(domains.delete_queue, manage)),
+        r(Q + "/messages", POST=(messages.publish, publish),
+          GET=(messages.consume_queue, consume)),
+        r(Q + "/messages/batch", POST=(messages.publish_batch, publish)),
+        r(Q + "/stream", GET=(stream.stream, consume)),
+        r(Q + "/consumer-groups", GET=(groups.list_for_queue, READS),
+          POST=(groups.create, manage)),
+        r(Q + "/dlq/redrive", POST=(groups.redrive, manage)),
+        r(G, GET=(groups.get, READS), PUT=(groups.seek, consume),
+          DELETE=(groups.delete, manage)),
+        r(G + "/messages", GET=(messages.consume_group, consume)),
+        r(G + "/ack", POST=(groups.ack, consume)),
+        r(G + "/nack", POST=(groups.nack, consume)),
+        r(G + "/extend", POST=(groups.extend, consume)),
+        r(G + "/settle", POST=(groups.settle, consume)),
+        r(G + "/pending", GET=(groups.pending, READS)),
+        r(G + "/ttl", PUT=(groups.set_ttl, manage)),
+        r(G + "/consumers", POST=(groups.add_consumer, consume)),
+        r(G + "/consumers/{consumer}", DELETE=(groups.remove_consumer, consume)),
+        r("/api/consumer-groups", GET=(groups.list_all, AUTHENTICATED)),
+        # people
+        r("/api/auth/bootstrap", POST=(users.bootstrap, PUBLIC)),
+        r("/api/auth/login", POST=(users.login, PUBLIC)),
+        r("/api/auth/profile", GET=(users.profile, USER)),
+        r("/api/auth/change-password", PUT=(users.change_password, USER)),
+        r("/api/admin/users", GET=(users.list_users, ADMIN), POST=(users.create_user, ADMIN)),
+        r("/api/users/{id}", PATCH=(users.update_user, USER)),
+        r("/api/account-requests", POST=(users.request_account, PUBLIC)),
+        r("/api/admin/account-requests", GET=(users.list_requests, ADMIN)),
+        r("/api/admin/account-requests/{id}", GET=(users.get_request, ADMIN),
+          DELETE=(users.delete_request, ADMIN)),
+        r("/api/admin/account-requests/{id}/review", POST=(users.review_request, ADMIN)),
+        # services
+        r("/api/services", GET=(services.list, ADMIN), POST=(services.create, ADMIN)),
+        r("/api/services/{id}", GET=(services.get, ADMIN), DELETE=(services.delete, ADMIN)),
+        r("/api/services/{id}/rotate-secret", POST=(services.rotate, ADMIN)),
+        r("/api/services/{id}/permissions", PUT=(services.set_permissions, ADMIN)),
     ]
 
 
@@ -87,10 +139,25 @@ class GatewayApp:
         self.entry = entry
         self.router = router
         self.sockets = sockets
+        self.max_header_bytes = gateway.settings.http.max_header_bytes
         self.state = router.state
         self.state.gateway = gateway
 
+    def _too_large(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value) + 4
+        return size > self.max_header_bytes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan" and self._too_large(scope["headers"]):
+            error = HeadersTooLarge(f"the request's headers are over {self.max_header_bytes} "
+                                    "bytes (http.maxHeaderBytes)")
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4431, "reason": error.message})
+            else:
+                await gortms_error_response(error)(scope, receive, send)
+            return
         if scope["type"] == "websocket":
             await self.sockets(scope, receive, send)  # type: ignore[arg-type]
             return
@@ -101,8 +168,17 @@ def create_app(settings: Settings, shards: Shards,
                on_started: Callable[[], Awaitable[Any]] | None = None) -> GatewayApp:
     gw = Gateway(settings, shards, Catalog(shards))
     messages, groups = MessagesApi(gw), GroupsApi(gw)
+    accounts = Accounts(shards)
+    layout = Layout(settings.data_dir)
+    secure = settings.security.enable_authentication
+    credentials = Credentials(settings, accounts, shards,
+                              jwt_secret(layout, settings.http.jwt.secret) if secure else b"",
+                              Sealer.of(layout) if secure else None)
+    guard = Guard(credentials, settings.http.max_body_bytes)
     hub = LiveHub(gw)
-    sockets = SocketsApi(gw, hub, messages)
+    sockets = SocketsApi(gw, hub, messages, guard)
+    users = UsersApi(accounts, credentials, settings.http.max_body_bytes)
+    services = ServicesApi(accounts, credentials.sealer, settings.http.max_body_bytes)
 
     async def close_sockets_when_draining() -> None:
         await gw.draining.wait()
@@ -112,6 +188,8 @@ def create_app(settings: Settings, shards: Shards,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         shards.on_catalog_event(gw.catalog.on_event)
         shards.on_reconnect(gw.catalog.on_reconnect)
+        shards.on_catalog_event(accounts.on_event)
+        shards.on_reconnect(accounts.on_reconnect)
         hub.attach()
         sockets.attach()
         await shards.start()
@@ -123,12 +201,12 @@ def create_app(settings: Settings, shards: Shards,
         await shards.close()
 
     app = Starlette(
-        routes=routes(gw, messages, groups, StreamApi(gw, hub)),
+        routes=routes(gw, guard, messages, groups, StreamApi(gw, hub), users, services),
         exception_handlers={GortmsError: on_gortms_error, HTTPException: on_http_exception,
                             Exception: on_unexpected},
         lifespan=lifespan,
     )
-    entry: ASGIApp = FastPaths(app, messages, groups, settings.http.max_body_bytes)
+    entry: ASGIApp = FastPaths(app, messages, groups, settings.http.max_body_bytes, guard)
     if settings.http.cors.enabled:
         entry = CORSMiddleware(
             entry, allow_origins=list(settings.http.cors.allowed_origins),

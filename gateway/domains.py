@@ -61,6 +61,7 @@ class DomainsApi:
     async def create_domain(self, request: Request) -> Response:
         body = fields_of(await read_object(request, self.gw.max_body), DOMAIN_KEYS)
         name = check_name("domain", body.get("name"))
+        request.state.principal.require("manage", name)
         schema = check_schema(body.get("schema"))
         queues = parse_queue_configs(body.get("queueConfigs"))
         if body.get("routingRules"):

@@ -17,11 +17,12 @@ import re
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gortms.checks import NAME_PATTERN, convert
 from gortms.errors import GortmsError
 from gateway.groups import GroupsApi
+from gateway.guard import Guard, on
 from gateway.messages import ConsumeQuery, MessagesApi
 from gateway.params import check_declared_length, too_large
 from gateway.responses import gortms_error_response, internal_error_response
@@ -35,13 +36,17 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 Handler = Callable[[list[str], Scope, Receive], Awaitable[tuple[Any, ...]]]
 
 
+PUBLISH, CONSUME = on("publish"), on("consume")
+
+
 class FastPaths:
     def __init__(self, app: ASGIApp, messages: MessagesApi, groups: GroupsApi,
-                 max_body: int) -> None:
+                 max_body: int, guard: Guard | None = None) -> None:
         self.app = app
         self.messages = messages
         self.groups = groups
         self.max_body = max_body
+        self.guard = guard if guard is not None and guard.enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -80,6 +85,8 @@ class FastPaths:
                      send: Send) -> None:
         handler, parts = route
         try:
+            if self.guard is not None:
+                receive = await self._authorize(handler, parts, scope, receive)
             status, body, *extra = await handler(parts, scope, receive)
         except GortmsError as exc:
             if exc.http_status >= 500 and not exc.retriable:
@@ -95,6 +102,26 @@ class FastPaths:
                     "headers": [*_JSON_HEADERS, (b"content-length", b"%d" % len(body)),
                                 *(extra[0] if extra else ())]})
         await send({"type": "http.response.body", "body": body})
+
+    async def _authorize(self, handler: Handler, parts: list[str], scope: Scope,
+                         receive: Receive) -> Receive:
+        """Check the credential (the body first: a signature covers it); the handler then
+        reads the body from the receive returned."""
+        assert self.guard is not None
+        headers = _headers(scope)
+        body = await self._body(receive, headers)
+        need = PUBLISH if handler in (self._publish, self._publish_batch) else CONSUME
+        await self.guard.check_raw(scope["method"], scope, headers, body, need, parts[3],
+                                   self.messages.gw.owner(parts[3], parts[5]))
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+        return replay
 
     # --- the routes ---------------------------------------------------------------------------
 

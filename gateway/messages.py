@@ -17,7 +17,8 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from gortms.checks import Name, check_message_id, fields_of
-from gortms.errors import GortmsError, InvalidJson, InvalidParameter, SchemaViolation
+from gortms.errors import (Forbidden, GortmsError, GroupNotFound, InvalidJson, InvalidParameter,
+                           SchemaViolation)
 from gortms.models import parse_duration, parse_ts
 from gortms.protocol import Deliveries, Fetch, Publish, Published, deliveries_json, encode_message
 from gateway.catalog import Domain
@@ -215,8 +216,14 @@ class MessagesApi:
         query = query_as(request, ConsumeQuery)
         if query.group is None:
             raise InvalidParameter("group is required, e.g. ?group=processors&max=10&timeout=30")
-        body, retry_after = await self.consume(domain, queue, query.group, query, True,
-                                               request.receive)
+        # The group is created if need be, which needs manage on the domain.
+        may_create = request.state.principal.may("manage", domain)
+        try:
+            body, retry_after = await self.consume(domain, queue, query.group, query,
+                                                   may_create, request.receive)
+        except GroupNotFound:
+            raise Forbidden(f"consumer group '{query.group}' does not exist, and creating it "
+                            f"needs manage:{domain}") from None
         return Response(body, 200, _retry_after(retry_after), media_type=JSON)
 
     async def consume(self, domain: str, queue: str, group: str, query: ConsumeQuery,

@@ -19,10 +19,12 @@ shard, so a queue nobody here watches sends nothing here.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from typing import Any, Callable, Generator, Protocol
 
+import msgspec
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
@@ -34,6 +36,12 @@ from gortms.protocol import (TOPIC_CATALOG, TOPIC_LIVE, Cancel, CatalogEvent, Li
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 0.25  # how late a deadline may be noticed
+
+# A signed request's replay check, deferred to ride in the same frame as the request it
+# guards (the next one this task sends to `shard`): [check, shard], emptied when used. A
+# list, so that a task started meanwhile (it copies the context) shares it, not a copy.
+PENDING_REPLAY: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "pending_replay", default=None)
 CANCEL_TIMEOUT_S = 5.0
 
 
@@ -193,6 +201,13 @@ class ZmqShards:
         assert self._loop is not None
         future: asyncio.Future[Any] = self._loop.create_future()
         link.pending[rid] = (future, request.reply, time.monotonic() + timeout, timeout)
+        replay = PENDING_REPLAY.get()
+        if replay and replay[1] == shard:
+            # Right before the request it guards: refused with it if the signature is old.
+            check = msgspec.structs.replace(replay.pop(0), guards=rid)
+            replay.clear()
+            self._next_rid += 1
+            link.outbox.append((self._next_rid, int((time.time() + timeout) * 1000), check))
         self._enqueue(link, rid, timeout, request)
         return Call(shard, rid, future)
 

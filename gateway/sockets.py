@@ -11,11 +11,13 @@ the socket closes, what it still holds is released to the group at once. Replies
 socket's requests go out in the order the requests came.
 
 Handshake and credentials: `admit` sees the upgrade request (headers, `?token=`) before the
-socket is accepted; with authentication on (the security issue) it is the one place that
-decides. A refusal is never a silent socket: the server accepts, then closes with a code in
-the 4000 range, 4000 + the HTTP status a REST client would get (4400 a bad path, 4401/4403
-credentials, 4404 an unknown domain or queue, 4410 the queue was deleted, 4503 its shard is
-unavailable), and a reason. 1001 says the broker is stopping; 1009 a message over four times
+socket is accepted, and decides with the REST routes' credentials (gateway/credentials.py):
+observing needs consume on the domain, a `publish` frame publish (else an error frame), a
+consumer that would create its group manage. A refusal is never a silent socket: the server
+accepts, then closes with a code in the 4000 range, 4000 + the HTTP status a REST client
+would get (4400 a bad path, 4401 no valid credential, 4403 no permission, 4404 an unknown
+domain or queue, 4410 the queue was deleted, 4503 its shard is unavailable), and a reason.
+1001 says the broker is stopping; 1009 a message over four times
 http.websocket.maxMessageBytes; 1011 a client that did not answer the server's pings.
 """
 
@@ -27,7 +29,7 @@ import logging
 import re
 import uuid
 from typing import Annotated, Any, Awaitable, Callable
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import orjson
 from msgspec import Meta, Struct
@@ -40,6 +42,8 @@ from gortms.protocol import (MAX_REASON, Ack, Acked, CatalogEvent, Deliveries, E
                              Fetch, Nack, Nacked, Published, Release)
 from gateway.catalog import Domain
 from gateway.context import Gateway
+from gateway.credentials import ANONYMOUS, Principal
+from gateway.guard import Guard, authorize, client_address, on
 from gateway.live import GONE, LiveHub
 from gateway.messages import MAX_HEADERS, MessagesApi, delivery_time, idempotency_key
 from gateway.outbox import LiveFlusher, Outbox
@@ -137,10 +141,11 @@ def delivery_frames(reply: Deliveries) -> list[bytes]:
 class SocketsApi:
     """Every WebSocket of this worker: the ASGI app for the `websocket` scope."""
 
-    def __init__(self, gw: Gateway, hub: LiveHub, messages: MessagesApi) -> None:
+    def __init__(self, gw: Gateway, hub: LiveHub, messages: MessagesApi, guard: Guard) -> None:
         self.gw = gw
         self.hub = hub
         self.messages = messages
+        self.guard = guard
         self.connections: set[Connection] = set()
         self.flusher = LiveFlusher()
 
@@ -159,14 +164,15 @@ class SocketsApi:
             await outbox.close(4400, "domain and queue must be names of 1-128 characters "
                                      "of A-Z a-z 0-9 . _ : -")
             return
-        refusal = self.admit(scope)
-        if refusal is not None:
-            await outbox.close(*refusal)
+        try:
+            principal = await self.admit(scope, domain)
+        except GortmsError as exc:
+            await outbox.close(4000 + exc.http_status, exc.message)
             return
         if self.gw.draining.is_set():
             await outbox.close(STOPPING, "the broker is shutting down")
             return
-        connection = Connection(self, domain, queue, receive, outbox)
+        connection = Connection(self, domain, queue, receive, outbox, principal)
         self.connections.add(connection)
         try:
             await connection.run()
@@ -187,11 +193,20 @@ class SocketsApi:
                 name = f"{event.domain}/{event.queue}" if what == "queue" else event.domain
                 connection.end(GONE, f"{what} '{name}' was deleted")
 
-    def admit(self, scope: Scope) -> tuple[int, str] | None:
-        """Whether the upgrade request may open a socket: None, or (close code, reason).
-        Authentication is off in this version (security.enableAuthentication is refused
-        at startup), so every request is admitted; the security work plugs in here."""
-        return None
+    async def admit(self, scope: Scope, domain: str) -> Principal:
+        """Who opens the socket: a token (`Authorization: Bearer`, or `?token=` from a
+        browser) or HMAC headers over GET, the path and an empty body. Observing needs
+        consume on the domain; publishing and consuming are checked per frame."""
+        if not self.guard.enabled:
+            return ANONYMOUS
+        headers = {k.decode("latin-1"): v.decode("latin-1")
+                   for k, v in reversed(scope["headers"])}
+        token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+        principal = await self.guard.credentials.authenticate(
+            "GET", scope["path"], headers, token[0] if token else None, b"",
+            client_address(scope), scope.get("scheme", "ws"))
+        authorize(principal, on("consume"), domain)
+        return principal
 
     async def close_all(self, code: int, reason: str) -> None:
         await asyncio.gather(*(c.outbox.close(code, reason) for c in list(self.connections)),
@@ -202,8 +217,9 @@ class Connection:
     """One WebSocket: an observer of its queue (until `consume`), a publisher, a consumer."""
 
     def __init__(self, api: SocketsApi, domain: str, queue: str, receive: Receive,
-                 outbox: Outbox) -> None:
+                 outbox: Outbox, principal: Principal) -> None:
         self.api = api
+        self.principal = principal
         self.gw = api.gw
         self.domain = domain
         self.queue = queue
@@ -332,6 +348,7 @@ class Connection:
     # --- publishing ---------------------------------------------------------------------------
 
     async def publish(self, frame: PublishFrame) -> None:
+        self.principal.require("publish", self.domain)
         payload = frame.payload
         if not isinstance(payload, dict):
             raise InvalidJson("payload must be a JSON object")
@@ -363,7 +380,8 @@ class Connection:
             self.observing = False
             self.api.hub.leave(self.domain, self.queue, self)
         consumer = frame.consumer or f"ws-{uuid.uuid4().hex[:12]}"
-        self.consumer = Consumer(self, frame.group, consumer, frame.credits)
+        self.consumer = Consumer(self, frame.group, consumer, frame.credits,
+                                 self.principal.may("manage", self.domain))
         self.outbox.reply(orjson.dumps({"type": "consuming", "group": frame.group,
                                         "consumer": consumer, "credits": frame.credits}))
 
@@ -448,8 +466,10 @@ class _Extended(_Acked):
 class Consumer:
     """A socket's consumer-group membership: its credits, what it holds, its fetch loop."""
 
-    def __init__(self, connection: Connection, group: str, name: str, credits: int) -> None:
+    def __init__(self, connection: Connection, group: str, name: str, credits: int,
+                 may_create: bool) -> None:
         self.connection = connection
+        self.may_create = may_create  # the group, if it does not exist (needs manage)
         self.gw = connection.gw
         self.group = group
         self.name = name
@@ -504,7 +524,8 @@ class Consumer:
                     record, connection.queue, Fetch,
                     LONG_POLL_MS / 1000 + self.gw.settings.gateway.request_timeout,
                     group=self.group, consumer=self.name,
-                    max=min(self.credits, MAX_DELIVERY), timeout_ms=LONG_POLL_MS, create=True)
+                    max=min(self.credits, MAX_DELIVERY), timeout_ms=LONG_POLL_MS,
+                    create=self.may_create)
                 reply: Deliveries = await asyncio.shield(self.fetch.future)
             except (DomainNotFound, QueueNotFound, GroupNotFound) as exc:
                 await outbox.close(GONE if isinstance(exc, GroupNotFound) else 4404,

@@ -53,6 +53,9 @@ KEYS: tuple[Key, ...] = (
     Key("http.keyFile", "str", "", "PEM private key for HTTPS (empty: auto-generated)."),
     Key("http.maxBodyBytes", "int", 1_048_576, "Largest request body accepted (larger: 413).",
         low=1024, high=256 * 1_048_576),
+    Key("http.maxHeaderBytes", "int", 16384,
+        "Largest total size of a request's headers (larger: 431).", low=1024,
+        high=1_048_576),
     Key("http.websocket.sendBufferBytes", "int", 1_048_576,
         "What a WebSocket or SSE client may have waiting to be sent to it; past it, live "
         "messages for that client are dropped and reported to it in a `lagged` frame.",
@@ -170,6 +173,7 @@ class HttpSettings:
     cert_file: str = ""
     key_file: str = ""
     max_body_bytes: int = 1_048_576
+    max_header_bytes: int = 16384
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
     jwt: JwtSettings = field(default_factory=JwtSettings)
@@ -478,9 +482,6 @@ def _is_loopback(address: str) -> bool:
 
 def _check_whole(settings: Settings) -> None:
     problems = []
-    if settings.security.enable_authentication:
-        problems.append("security.enableAuthentication: authentication is not available in this "
-                        "version yet; keep it false and bind http.address to a loopback address")
     if (not _is_loopback(settings.http.address) and not settings.security.enable_authentication
             and not settings.security.allow_anonymous_remote):
         problems.append(f"http.address: {settings.http.address} is not a loopback address and "

@@ -6,6 +6,8 @@
     <dataDir>/run/state.json       the running supervisor's children (pids, endpoints)
     <dataDir>/run/s<i>.req|.pub    shard i's ZeroMQ endpoints (ipc), unless the path is too long
     <dataDir>/tls/server.crt|.key  the generated certificate
+    <dataDir>/secrets/jwt.secret   the generated JWT signing secret (0600)
+    <dataDir>/secrets/services.key the key service-account secrets are encrypted under (0600)
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class Layout:
     @property
     def tls_dir(self) -> str:
         return os.path.join(self.root, "tls")
+
+    @property
+    def secrets_dir(self) -> str:
+        return os.path.join(self.root, "secrets")
 
     def shard_dir(self, index: int) -> str:
         return os.path.join(self.shards_dir, str(index))

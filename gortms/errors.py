@@ -7,6 +7,8 @@
     │   ├── InvalidParameter (invalid_parameter)
     │   ├── InvalidConfig (invalid_config)
     │   └── UnsupportedFeature (unsupported)
+    ├── Unauthorized (unauthorized, 401: no credential, or one that does not hold)
+    ├── Forbidden (forbidden, 403: the credential lacks the role or permission)
     ├── NotFound (not_found, 404)
     │   ├── DomainNotFound (domain_not_found)
     │   ├── QueueNotFound (queue_not_found)
@@ -18,10 +20,12 @@
     │   ├── QueueExists (queue_exists)
     │   └── GroupExists (group_exists)
     ├── PayloadTooLarge (payload_too_large, 413)
+    ├── HeadersTooLarge (headers_too_large, 431: over http.maxHeaderBytes)
     ├── SchemaViolation (schema_violation, 422)
     ├── TooManyRequests (too_many_requests, 429, retriable)
     │   ├── TooManyWaiters (too_many_waiters)
-    │   └── QueueFull (queue_full: maxSize reached, nothing acknowledged to evict)
+    │   ├── QueueFull (queue_full: maxSize reached, nothing acknowledged to evict)
+    │   └── LoginThrottled (login_throttled: too many failed logins)
     ├── ShardUnavailable (shard_unavailable, 503, retriable; also a TimeoutError)
     ├── StorageError (storage_error, 503, retriable: a shard's store cannot write; it recovers)
     │   └── InsufficientStorage (insufficient_storage, 507: free space under storage.minFreeBytes)
@@ -75,6 +79,18 @@ class UnsupportedFeature(BadRequest):
     code = "unsupported"
 
 
+class Unauthorized(GortmsError):
+    """No credential, or one that does not hold (bad signature, expired, replayed)."""
+
+    code, http_status = "unauthorized", 401
+
+
+class Forbidden(GortmsError):
+    """A valid credential without the role or permission the request needs."""
+
+    code, http_status = "forbidden", 403
+
+
 class NotFound(GortmsError):
     code, http_status = "not_found", 404
 
@@ -119,6 +135,10 @@ class PayloadTooLarge(GortmsError):
     code, http_status = "payload_too_large", 413
 
 
+class HeadersTooLarge(GortmsError):
+    code, http_status = "headers_too_large", 431
+
+
 class SchemaViolation(GortmsError):
     code, http_status = "schema_violation", 422
 
@@ -135,6 +155,12 @@ class QueueFull(TooManyRequests):
     """maxSize reached and the oldest messages are not acknowledged by every group."""
 
     code = "queue_full"
+
+
+class LoginThrottled(TooManyRequests):
+    """Too many failed logins for this user or from this address: wait, then try again."""
+
+    code = "login_throttled"
 
 
 class ShardUnavailable(GortmsError, TimeoutError):

@@ -32,7 +32,8 @@ from gortms.protocol import (Ack, Acked, CatalogEvent, ConsumerAdd, ConsumerRemo
                              QueueInfo, QueueList, QueueRequest, Queues, Redrive, Redriven, Reply,
                              Request, Settle, Settled, ShardInfo, ShardInfoGet, encode_body,
                              ts_bytes, unstamped_id, Browse, Browsed, LiveHello, LiveMessages,
-                             Release, Released, Watch, Watching)
+                             Release, Released, Watch, Watching, Records, RecordsRead,
+                             RecordsWrite, RecordsWritten, ReplayCheck, ReplayChecked)
 from gortms.schema import check_schema
 from shard.groups import GroupState
 from shard.queues import QueueState
@@ -415,6 +416,22 @@ def browse(state: ShardState, req: Browse) -> Browsed:
     return Browsed(next_position=end, positions=positions, records=records)
 
 
+# --- records and replays (shard/records.py) ------------------------------------------------------
+
+
+def records_read(state: ShardState, req: RecordsRead) -> Records:
+    return Records(items=state.records.read(req.collection, req.keys))
+
+
+def records_write(state: ShardState, req: RecordsWrite) -> RecordsWritten:
+    return RecordsWritten(written=state.records.write(req, state.turn, state.catalog_events))
+
+
+def replay_check(state: ShardState, req: ReplayCheck) -> ReplayChecked:
+    state.replays.check(req.digest, req.signed_ms, req.until_ms, state.now_ms)
+    return ReplayChecked()
+
+
 def pending(state: ShardState, req: PendingGet) -> PendingList:
     group = group_of(state, req)
     return PendingList(group_id=group.name, count=len(group.pending),
@@ -453,4 +470,7 @@ HANDLERS: dict[type[Request], Handler] = {
     Release: release,
     Watch: watch,
     Browse: browse,
+    RecordsRead: records_read,
+    RecordsWrite: records_write,
+    ReplayCheck: replay_check,
 }

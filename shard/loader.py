@@ -42,6 +42,7 @@ def load(state: ShardState) -> None:
     for _, value in store.scan(b"D", b"E"):
         record = msgspec.json.decode(value, type=DomainRecord)
         state.domains[record.name] = record
+    state.records.load(store)
     for _, value in store.scan(b"Q", b"R"):
         queue = read_queue(store, orjson.loads(value))
         state.add_queue(queue, loaded=True)

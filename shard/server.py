@@ -38,7 +38,8 @@ from gortms.protocol import (Cancel, Deliveries, DomainGet, DomainList, DomainSt
                              GroupGet, GroupList, GroupListAll, PendingGet, Ping, ProtocolError,
                              QueueGet, QueueList, Request, ShardInfoGet, decode_request,
                              decode_requests, encode_event, encode_replies, failed, ok, Browse,
-                             Watch, encode_live, parse_live_topic)
+                             Watch, encode_live, parse_live_topic, RecordsRead, ReplayCheck,
+                             ReplayChecked)
 from shard import deadletters, handlers, retention
 from shard.circuit import OPEN
 from shard.groups import Delivery, GroupState, Waiter
@@ -47,15 +48,17 @@ from shard.state import ShardState
 log = logging.getLogger(__name__)
 
 MAX_TURN_REQUESTS = 4096  # requests drained into one turn
-MAX_TURN_BYTES = 32 * 1024 * 1024  # ... and bytes: bounds one WriteBatch and its latency
+MAX_TURN_BYTES = 32 * 1024 * 1024
+MAX_DENIED = 10_000  # ... and bytes: bounds one WriteBatch and its latency
 TICK_S = 0.05  # ack deadlines and nack delays are checked this often
 SWEEP_EVERY_TICKS = 20  # idempotency keys and group TTLs, about once a second
 
 ReplyItem = tuple[int, str, Any]
 # What a shard whose store failed still answers from its read-only open: the rest would write.
 READS = frozenset({Ping, ShardInfoGet, DomainGet, DomainList, DomainStatsGet, QueueGet, QueueList,
-                   GroupGet, GroupList, GroupListAll, PendingGet, Cancel, Watch, Browse})
-NO_STORE = frozenset({Ping, Cancel})  # ... and when not even that open succeeded
+                   GroupGet, GroupList, GroupListAll, PendingGet, Cancel, Watch, Browse,
+                   RecordsRead, ReplayCheck})
+NO_STORE = frozenset({Ping, Cancel, ReplayCheck})  # ... and when not even that open succeeded
 # Opens the store (read-only or not) and loads a ShardState from it; raises StorageError.
 Opener = Callable[[bool], ShardState]
 
@@ -78,6 +81,8 @@ class ShardServer:
         self.watched: set[tuple[str, str]] = set()
         state.watched = self.watched
         self.waiters: dict[tuple[bytes, int], tuple[Waiter, GroupState]] = {}
+        # (gateway, request id) -> why: requests whose ReplayCheck failed (shard/records.py)
+        self.denied: dict[tuple[bytes, int], GortmsError] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         self._turn_scheduled = False
@@ -165,6 +170,7 @@ class ShardServer:
         state.now_ms = max(now_ms(), state.now_ms)
         self.disk.refresh()
         only = self.only
+        denied = self.denied
         replies: dict[bytes, list[ReplyItem]] = {}
         fetches: list[tuple[bytes, int, Fetch]] = []
         for message in messages:
@@ -188,12 +194,16 @@ class ShardServer:
                     out.append(failed(rid, BadRequest(str(exc))))
                     continue
                 kind = type(request)
-                if only is not None and kind not in only:
+                if denied and (identity, rid) in denied:  # its signature was replayed
+                    out.append(failed(rid, denied.pop((identity, rid))))
+                elif only is not None and kind not in only:
                     out.append(failed(rid, self.disk.refusal()))
                 elif kind is Fetch:
                     fetches.append((identity, rid, request))
                 elif kind is Cancel:
                     self._cancel(identity, request.target)
+                elif kind is ReplayCheck:
+                    self._check_replay(identity, rid, request, out)
                 else:
                     out.append(self._handle(rid, request))
         if fetches:
@@ -316,6 +326,19 @@ class ShardServer:
         disk.retry_failed()
         if self._swap(read_only=True):
             self.only = READS
+
+    def _check_replay(self, identity: bytes, rid: int, request: ReplayCheck,
+                      out: list[ReplyItem]) -> None:
+        """A refused check refuses the request it guards (next in the same frame) too."""
+        try:
+            handlers.replay_check(self.state, request)
+        except GortmsError as exc:
+            if len(self.denied) >= MAX_DENIED:  # guarded requests that never came
+                self.denied.clear()
+            self.denied[(identity, request.guards)] = exc
+            out.append(failed(rid, exc))
+            return
+        out.append(ok(rid, ReplayChecked()))
 
     def _handle(self, rid: int, request: Request) -> ReplyItem:
         try:

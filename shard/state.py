@@ -17,6 +17,7 @@ from shard.disk import DiskGuard
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.recent import Recent
+from shard.records import RecordStore, ReplayCache
 from shard.store import Store, counter_key, drop_queue, name_key
 from shard.turn import Turn
 
@@ -57,6 +58,8 @@ class ShardState:
         self.reclaim: list[tuple[bytes, bytes]] = []
         self.parked = 0  # long polls waiting, over all groups
         self.recent = Recent(limits.recent_cache_bytes)
+        self.records = RecordStore()
+        self.replays = ReplayCache(self.now_ms)
 
     def new_turn(self) -> Turn:
         return Turn(self.store, self.limits.sync)

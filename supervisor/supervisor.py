@@ -48,6 +48,7 @@ from supervisor.child import Child
 from supervisor.faults import FailureStreak, Failures
 from supervisor.pinger import Pinger
 from supervisor.signals import SignalQueue
+from gortms.secrets import ensure_secrets
 from supervisor.tls import ensure_certificate
 
 log = logging.getLogger("supervisor")
@@ -130,6 +131,8 @@ class Supervisor:
         self._prepare_socket_dir(self.layout.socket_dir())
         if settings.http.tls and not settings.http.cert_file:
             ensure_certificate(self.layout.tls_dir)
+        if settings.security.enable_authentication:
+            ensure_secrets(self.layout, settings.http.jwt.secret)
         settings_json = to_json(settings)
         endpoints = [self.layout.endpoints(i) for i in range(count)]
         self.shards = [Child("shard", i, ["--index", str(i)], settings_json)

@@ -26,7 +26,8 @@ __all__ = [
     "GroupList", "GroupRequest", "GroupGet", "GroupDelete", "GroupSeek", "GroupTtl", "ConsumerAdd",
     "ConsumerRemove", "Fetch", "Cancel", "Ack", "Nack", "PendingGet", "Extend", "Extended",
     "Redrive", "Redriven", "Settle", "Settled", "Watch", "Watching", "Browse", "Browsed",
-    "Release", "Released", "AnyRequest",
+    "Release", "Released", "RecordWrite", "RecordCondition", "RecordsRead", "Records",
+    "RecordsWrite", "RecordsWritten", "ReplayCheck", "ReplayChecked", "AnyRequest",
 ]
 
 MAX_FETCH = 10_000
@@ -223,6 +224,18 @@ class Browsed(Reply):
 
 class Released(Reply):
     released: int
+
+
+class Records(Reply):
+    items: dict[str, bytes] = {}
+
+
+class RecordsWritten(Reply):
+    written: int
+
+
+class ReplayChecked(Reply):
+    pass
 
 
 class NoReply(Reply):
@@ -459,10 +472,59 @@ class Release(GroupRequest, tag="release"):
     positions: list[Position] = []
 
 
+# the catalog shard's small record store (users, service accounts, account requests, login
+# failures: gateway/accounts.py) and the replay cache of signed requests (any shard)
+
+
+class RecordWrite(Struct, frozen=True):
+    collection: Name
+    key: Annotated[str, Meta(min_length=1, max_length=512)]
+    value: bytes | None  # None: delete
+
+
+class RecordCondition(Struct, frozen=True):
+    """`key` exists (or, with exists=False, does not); key None: the collection is not empty
+    (or is empty)."""
+
+    collection: Name
+    key: Annotated[str, Meta(min_length=1, max_length=512)] | None
+    exists: bool
+
+
+class RecordsRead(Request, tag="records_read"):
+    """Records of a collection: those named, or all of them (`keys` empty)."""
+
+    reply = Records
+    collection: Name
+    keys: list[str] = []
+
+
+class RecordsWrite(Request, tag="records_write"):
+    """All the writes or none: refused with 409 `conflict` (the message) unless every
+    condition holds."""
+
+    reply = RecordsWritten
+    writes: list[RecordWrite]
+    conditions: list[RecordCondition] = []
+    conflict: Annotated[str, Meta(max_length=1024)] = "the records changed meanwhile"
+
+
+class ReplayCheck(Request, tag="replay_check"):
+    """A signed request's signature, seen at most once while its timestamp is in the window.
+    Sent in the same frame right before the request it `guards` (that request's id): when
+    the signature was seen before, the guarded request is refused with 401 too, unapplied."""
+
+    reply = ReplayChecked
+    digest: Annotated[bytes, Meta(max_length=64)]
+    signed_ms: int
+    until_ms: int
+    guards: int = 0
+
+
 AnyRequest = Union[
     Ping, ShardInfoGet, DomainCreate, DomainGet, DomainList, DomainDelete, DomainDrop,
     DomainStatsGet, GroupListAll, QueueList, QueueCreate, QueueGet, QueueDelete, Publish,
     GroupCreate, GroupList, GroupGet, GroupDelete, GroupSeek, GroupTtl, ConsumerAdd,
     ConsumerRemove, Fetch, Cancel, Ack, Nack, PendingGet, Extend, Redrive, Settle, Watch,
-    Browse, Release,
+    Browse, Release, RecordsRead, RecordsWrite, ReplayCheck,
 ]

@@ -45,6 +45,10 @@ SAMPLES: dict[type[p.Request], p.Request] = {s.__class__: s for s in [
     p.Settle(**G, ack=["a"], nack=["b"], delay_ms=100, reason="x"),
     p.Watch(**Q, token=12), p.Browse(**Q, from_position=4, max=7),
     p.Release(**G, positions=[3, 5]),
+    p.RecordsRead(collection="users", keys=["u1"]),
+    p.RecordsWrite(writes=[p.RecordWrite("users", "u1", b"{}"), p.RecordWrite("x", "k", None)],
+                   conditions=[p.RecordCondition("users", None, False)], conflict="taken"),
+    p.ReplayCheck(digest=b"\x01" * 32, signed_ms=5, until_ms=9, guards=12),
 ]}
 
 

@@ -17,7 +17,7 @@ import pytest
 from gortms.checks import Duration
 from gortms.errors import (ConsumerNotFound, DomainExists, DomainNotFound, GortmsError,
                            GroupExists, GroupNotFound, InvalidParameter, QueueExists,
-                           QueueNotFound)
+                           QueueNotFound, Conflict, Unauthorized)
 from gortms.models import AckMode, GroupSpec, QueueConfig, format_ts
 from gortms.protocol import (Ack, Acked, AnyRequest, Cancel, CatalogEvent, ConsumerAdd,
                              ConsumerRemove, DomainCreate, DomainDelete, DomainDrop, DomainGet,
@@ -26,8 +26,9 @@ from gortms.protocol import (Ack, Acked, AnyRequest, Cancel, CatalogEvent, Consu
                              GroupSeek, GroupTtl, Nack, PendingGet, Ping, Publish, Published,
                              QueueCreate, QueueDelete, QueueGet, QueueList, Redrive, Request,
                              Settle, ShardInfoGet, encode_message, record_id, Release, Watch,
-                             Browse, LiveHello, ts_bytes)
-from shard import chunks, handlers
+                             Browse, LiveHello, ts_bytes, RecordWrite, RecordsRead, RecordsWrite,
+                             ReplayCheck, RecordCondition)
+from shard import chunks, handlers, loader
 from shard.groups import Delivery
 from shard.handlers import HANDLERS
 from shard.memory import MemoryBatch, MemoryStore
@@ -65,6 +66,7 @@ class Shard:
         self.store = RecordingStore()
         self.state = ShardState(0, self.store, limits)
         self.state.now_ms = T0
+        self.state.replays.started_ms = T0
         self.announced: list[CatalogEvent] = []
 
     def call(self, request: Request) -> Any:
@@ -179,6 +181,9 @@ def _sample(kind: type[Request]) -> Request:
         Redrive: Redrive(**at()), Settle: Settle(**group, ack=["m1"], nack=["m2"]),
         Release: Release(**group, positions=[1]), Watch: Watch(**at(), token=7),
         Browse: Browse(**at(), from_position=1),
+        RecordsRead: RecordsRead(collection="users"),
+        RecordsWrite: RecordsWrite(writes=[RecordWrite("users", "u1", b"{}")]),
+        ReplayCheck: ReplayCheck(digest=b"d", signed_ms=T0, until_ms=T0 + 1000),
     }
     return samples[kind]
 
@@ -820,3 +825,46 @@ def test_release_makes_in_flight_deliveries_due_at_once_without_a_failure(shard:
     assert reply.released == 2
     again = shard.fetch(consumer="c2", count=10, queue="r")
     assert [(pos, count) for pos, count, _ in again] == [(1, 2), (3, 2)]
+
+
+# --- records and replays -------------------------------------------------------------------------
+
+
+def test_a_records_write_applies_all_or_nothing_and_announces_each_change(shard: Shard) -> None:
+    first = RecordsWrite(writes=[RecordWrite("users", "u1", b"alice"),
+                                 RecordWrite("usernames", "alice", b"u1")],
+                         conditions=[RecordCondition("users", None, False)],
+                         conflict="a user exists already")
+    assert shard.call(first).written == 2
+    assert shard.commit() == [("fsync", "Y")]  # one durable batch
+    with pytest.raises(Conflict, match="a user exists already"):
+        shard.call(first)  # the collection is no longer empty
+    taken = RecordsWrite(writes=[RecordWrite("users", "u2", b"bob")],
+                         conditions=[RecordCondition("usernames", "alice", False)])
+    with pytest.raises(Conflict):
+        shard.call(taken)
+    assert shard.call(RecordsRead(collection="users")).items == {"u1": b"alice"}
+    shard.call(RecordsWrite(writes=[RecordWrite("users", "u1", None)]))
+    shard.commit()
+    assert shard.call(RecordsRead(collection="users", keys=["u1", "u9"])).items == {}
+    assert [(e.kind, e.domain, e.queue, e.deleted) for e in shard.announced] == [
+        ("records", "users", "u1", False), ("records", "usernames", "alice", False),
+        ("records", "users", "u1", True)]
+    reloaded = Shard()
+    reloaded.store = shard.store
+    reloaded.state = ShardState(0, shard.store, Limits())  # type: ignore[arg-type]
+    loader.load(reloaded.state)
+    assert reloaded.state.records.read("usernames", []) == {"alice": b"u1"}
+
+
+def test_a_signature_is_accepted_once_and_never_if_signed_before_the_shard_started(
+        shard: Shard) -> None:
+    check = ReplayCheck(digest=b"sig", signed_ms=T0, until_ms=T0 + 300_000)
+    shard.call(check)
+    with pytest.raises(Unauthorized, match="used already"):
+        shard.call(check)
+    with pytest.raises(Unauthorized, match="before this shard started"):
+        shard.call(ReplayCheck(digest=b"old", signed_ms=T0 - 100_000, until_ms=T0 + 1))
+    shard.state.now_ms = T0 + 300_001  # past the window: forgotten, and expired anyway
+    shard.call(ReplayCheck(digest=b"new", signed_ms=T0 + 300_000, until_ms=T0 + 600_000))
+    assert b"sig" not in shard.state.replays.seen

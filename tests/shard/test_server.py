@@ -19,7 +19,8 @@ from gortms.config import SpaceLimit
 from gortms.errors import GortmsError, InsufficientStorage
 from gortms.models import GroupSpec
 from gortms.protocol import (VERSION, Ack, DomainCreate, Fetch, GroupCreate, LiveHello, Nack,
-                             Publish, QueueCreate, QueueGet, Request, Watch, decode_live,
+                             Publish, QueueCreate, QueueGet, ReplayCheck, Request, Watch,
+                             decode_live,
                              decode_replies, encode_message, encode_requests, live_topic,
                              reply_value)
 from shard import loader
@@ -373,3 +374,21 @@ async def test_only_watched_queues_publish_live_events_and_a_watch_is_answered_o
                 await client.call(QueueGet(**QUEUE))
     finally:
         sub.close()
+
+
+async def test_a_replayed_signature_refuses_the_request_it_guards_unapplied(shard):
+    server, _, client = shard
+    check = ReplayCheck(digest=b"s" * 32, signed_ms=int(time.time() * 1000),
+                        until_ms=int(time.time() * 1000) + 60_000)
+    rids = []
+    for n in (1, 2):  # the same signature twice: the second publish must not happen
+        guarded = client.next + 2  # send numbers them next + 1, next + 2
+        ids = await client.send(ReplayCheck(**{**msgspec.structs.asdict(check),
+                                               "guards": guarded}), publish(n))
+        assert ids[1] == guarded
+        rids.append(ids)
+    got = await client.replies(4)
+    assert got[rids[0][0]][0] == "ok" and got[rids[0][1]][0] == "ok"
+    assert got[rids[1][0]][0] == got[rids[1][1]][0] == "unauthorized"
+    info = await client.call(QueueGet(**QUEUE))
+    assert info.last_position == 1
