@@ -133,10 +133,11 @@ class BenchBroker:
         return code
 
     def setup_queue(self, group: str | None = None, queue: str = QUEUE,
-                    config: dict | None = None) -> None:
-        """Domain `bench`, queue `q` (maxSize 100M) and optionally a consumer group."""
+                    config: dict | None = None, headers: dict | None = None) -> None:
+        """Domain `bench`, queue `q` (maxSize 100M) and optionally a consumer group
+        (`headers`: a credential, with authentication on)."""
         base = f"/api/domains/{DOMAIN}/queues"
-        with httpx2.Client(base_url=self.url, timeout=30) as client:
+        with httpx2.Client(base_url=self.url, timeout=30, headers=headers) as client:
             response = client.post("/api/domains", json={"name": DOMAIN})
             if response.status_code != 409:
                 _expect(response, 201)

@@ -254,9 +254,11 @@ class SyncHttp:
                                                                                port)
         self.buffer = b""
 
-    def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        self.sock.sendall(b"%s %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s" % (
-            method.encode(), path.encode(), self.head, len(body), body))
+    def request(self, method: str, path: str, body: bytes = b"", headers: bytes = b""
+                ) -> tuple[int, bytes]:
+        """`headers`: more header lines, each ending in CRLF."""
+        self.sock.sendall(b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
+            method.encode(), path.encode(), self.head, headers, len(body), body))
         while (end := self.buffer.find(b"\r\n\r\n")) < 0:
             self._more()
         head, self.buffer = self.buffer[:end + 4], self.buffer[end + 4:]

@@ -64,7 +64,6 @@ def test_generate_config_defaults_to_config_yaml_in_the_current_dir(tmp_path):
     ("storage:\n  sync: maybe\n", "storage.sync"),
     ("general: [1, 2\n", "line"),
     ("http:\n  address: 0.0.0.0\n", "security.allowAnonymousRemote"),
-    ("security:\n  enableAuthentication: true\n", "security.enableAuthentication"),
 ])
 def test_bad_config_is_one_line_naming_the_key_and_exit_code_2(tmp_path, content, key):
     path = tmp_path / "config.yaml"

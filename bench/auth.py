@@ -1,0 +1,157 @@
+"""What authentication costs on the hot path: single publishes with authentication off, with a
+user's JWT, and signed with HMAC-SHA256 (issue 9, point 8: each at least 0.9x the figure
+with authentication off, in the same run).
+
+    .venv/bin/python bench/auth.py [--rounds 3] [--duration 10] [--clients 4] [--commit REV]
+
+Each round runs the three cases in turn (rotating the order from round to round), each on a
+fresh broker (2 shards, 1 gateway worker, storage.sync on): `--clients` client processes,
+each a keep-alive connection publishing one ~100-byte message per request, as fast as the
+answers come, for `--duration` seconds. The same Python client serves all three (wrk cannot
+sign a request), so the HMAC client also pays for its signing (about 5 us per request).
+Every answer must be 201; the queue must have grown by what was counted. Prints each run
+with the gateway's CPU per publish, then medians and the ratios to the case without
+authentication.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (DOMAIN, QUEUE, BenchBroker, CpuMeter, format_cpu, log,  # noqa: E402
+                     machine_line, payload, source_tree, wait_for_quiet)
+from loads import SyncHttp, run_clients  # noqa: E402
+
+CASES = ("off", "jwt", "hmac")
+PATH = f"/api/domains/{DOMAIN}/queues/{QUEUE}/messages"
+PASSWORD = "bench password 1"
+
+
+def publisher(host: str, port: int, index: int, duration_s: float, case: str,
+              credential: dict[str, str], *, ready: Any, start: Any) -> tuple[int, float]:
+    """(publishes answered 201, seconds)."""
+    conn = SyncHttp(host, port)
+    token = b"Authorization: Bearer %s\r\n" % credential["token"].encode() \
+        if case == "jwt" else b""
+    secret = credential.get("secret", "").encode()
+    service = credential.get("id", "").encode()
+    ready.release()
+    start.wait()
+    count, seq = 0, index * 100_000_000
+    t0 = time.monotonic()
+    deadline = t0 + duration_s
+    while time.monotonic() < deadline:
+        body = payload(seq).encode()
+        seq += 1
+        headers = token
+        if case == "hmac":
+            stamp = datetime.now(timezone.utc).isoformat().encode()
+            digest = hmac.new(secret, b"POST\n%s\n%s\n%s" % (PATH.encode(), body, stamp),
+                              hashlib.sha256).hexdigest().encode()
+            headers = (b"X-Service-ID: %s\r\nX-Timestamp: %s\r\nX-Signature: sha256=%s\r\n"
+                       % (service, stamp, digest))
+        status, data = conn.request("POST", PATH, body, headers)
+        if status != 201:
+            raise RuntimeError(f"{case}: publish answered {status}: {data[:200]!r}")
+        count += 1
+    elapsed = time.monotonic() - t0
+    conn.close()
+    return count, elapsed
+
+
+def prepare(broker: BenchBroker, case: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Set up the queue; (headers for setup calls, the clients' credential)."""
+    if case == "off":
+        broker.setup_queue()
+        return {}, {}
+    with httpx2.Client(base_url=broker.url, timeout=30) as api:
+        api.post("/api/auth/bootstrap", json={"username": "bench", "password": PASSWORD}
+                 ).raise_for_status()
+        login = api.post("/api/auth/login", json={"username": "bench", "password": PASSWORD})
+        login.raise_for_status()
+        admin = {"Authorization": f"Bearer {login.json()['token']}"}
+        broker.setup_queue(headers=admin)
+        if case == "jwt":
+            return admin, {"token": login.json()["token"]}
+        service = api.post("/api/services", headers=admin, json={
+            "name": "bench", "permissions": [f"publish:{DOMAIN}"]})
+        service.raise_for_status()
+        return admin, {"id": service.json()["id"], "secret": service.json()["secret"]}
+
+
+def run(case: str, clients: int, duration_s: float, src: Path, quiet_wait: float
+        ) -> dict[str, Any]:
+    extra = {"GORTMS_SECURITY_ENABLEAUTHENTICATION": "true"} if case != "off" else {}
+    broker = BenchBroker(src=src, extra_env=extra)
+    try:
+        headers, credential = prepare(broker, case)
+        wait_for_quiet(quiet_wait)
+        host, port = broker.url.split("//")[1].split(":")
+        meter = CpuMeter(broker.pids())
+        meter.start()
+        results = run_clients(publisher, [(host, int(port), i, duration_s, case, credential)
+                                          for i in range(clients)])
+        cpu = meter.stop()
+        published = sum(r[0] for r in results)
+        elapsed = max(r[1] for r in results)
+        with httpx2.Client(base_url=broker.url, headers=headers, timeout=30) as api:
+            stored = api.get(f"/api/domains/{DOMAIN}/queues/{QUEUE}").json()["lastPosition"]
+        if stored != published:
+            raise RuntimeError(f"{case}: {published} publishes answered 201, {stored} stored")
+        if broker.restarts():
+            raise RuntimeError(f"{case}: a broker process restarted")
+        rate = published / elapsed
+        gateway_us = cpu.get("gateway-0", 0.0) / 100 * elapsed / published * 1e6
+        log(f"  {case}: {rate:,.0f} msg/s, gateway {gateway_us:.0f} us CPU per publish; "
+            f"CPU {format_cpu(cpu)}")
+        return {"case": case, "rate": rate, "gateway_us": gateway_us, "cpu": cpu}
+    finally:
+        broker.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--quiet-wait", type=float, default=30.0)
+    parser.add_argument("--commit", default=None)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    src, code = source_tree(args.commit)
+    log(machine_line())
+    log(f"code: {code}; storage.sync on, 2 shards, 1 gateway worker; {args.rounds} rounds, "
+        f"{args.clients} clients, {args.duration:g}s per load")
+    runs: list[dict[str, Any]] = []
+    for round_no in range(args.rounds):
+        log(f"round {round_no + 1}/{args.rounds}")
+        order = CASES[round_no % 3:] + CASES[:round_no % 3]
+        for case in order:
+            runs.append(run(case, args.clients, args.duration, src, args.quiet_wait))
+    medians = {case: statistics.median(r["rate"] for r in runs if r["case"] == case)
+               for case in CASES}
+    log("medians:")
+    for case in CASES:
+        gateway = statistics.median(r["gateway_us"] for r in runs if r["case"] == case)
+        log(f"  {case}: {medians[case]:,.0f} msg/s ({medians[case] / medians['off']:.2f}x "
+            f"off), gateway {gateway:.0f} us CPU per publish")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": runs, "medians": medians}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
