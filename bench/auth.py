@@ -2,12 +2,14 @@
 user's JWT, and signed with HMAC-SHA256 (issue 9, point 8: each at least 0.9x the figure
 with authentication off, in the same run).
 
-    .venv/bin/python bench/auth.py [--rounds 3] [--duration 10] [--clients 4] [--commit REV]
+    .venv/bin/python bench/auth.py [--rounds 3] [--duration 10] [--clients 4] [--pipeline 8]
+        [--commit REV]
 
 Each round runs the three cases in turn (rotating the order from round to round), each on a
 fresh broker (2 shards, 1 gateway worker, storage.sync on): `--clients` client processes,
-each a keep-alive connection publishing one ~100-byte message per request, as fast as the
-answers come, for `--duration` seconds. The same Python client serves all three (wrk cannot
+each a keep-alive connection publishing one ~100-byte message per request, `--pipeline`
+requests sent at a time (HTTP/1.1 pipelining, so that a few Python clients saturate the
+gateway), for `--duration` seconds. The same Python client serves all three (wrk cannot
 sign a request), so the HMAC client also pays for its signing (about 5 us per request).
 Every answer must be 201; the queue must have grown by what was counted. Prints each run
 with the gateway's CPU per publish, then medians and the ratios to the case without
@@ -41,8 +43,11 @@ PASSWORD = "bench password 1"
 
 
 def publisher(host: str, port: int, index: int, duration_s: float, case: str,
-              credential: dict[str, str], *, ready: Any, start: Any) -> tuple[int, float]:
-    """(publishes answered 201, seconds)."""
+              credential: dict[str, str], pipeline: int, *, ready: Any, start: Any
+              ) -> tuple[int, float]:
+    """(publishes answered 201, seconds). `pipeline` requests are sent at once (HTTP/1.1
+    pipelining), then their answers read, so that a few Python clients load the gateway
+    to saturation."""
     conn = SyncHttp(host, port)
     token = b"Authorization: Bearer %s\r\n" % credential["token"].encode() \
         if case == "jwt" else b""
@@ -54,19 +59,24 @@ def publisher(host: str, port: int, index: int, duration_s: float, case: str,
     t0 = time.monotonic()
     deadline = t0 + duration_s
     while time.monotonic() < deadline:
-        body = payload(seq).encode()
-        seq += 1
-        headers = token
-        if case == "hmac":
-            stamp = datetime.now(timezone.utc).isoformat().encode()
-            digest = hmac.new(secret, b"POST\n%s\n%s\n%s" % (PATH.encode(), body, stamp),
-                              hashlib.sha256).hexdigest().encode()
-            headers = (b"X-Service-ID: %s\r\nX-Timestamp: %s\r\nX-Signature: sha256=%s\r\n"
-                       % (service, stamp, digest))
-        status, data = conn.request("POST", PATH, body, headers)
-        if status != 201:
-            raise RuntimeError(f"{case}: publish answered {status}: {data[:200]!r}")
-        count += 1
+        batch = []
+        for _ in range(pipeline):
+            body = payload(seq).encode()
+            seq += 1
+            headers = token
+            if case == "hmac":
+                stamp = datetime.now(timezone.utc).isoformat().encode()
+                digest = hmac.new(secret, b"POST\n%s\n%s\n%s" % (PATH.encode(), body, stamp),
+                                  hashlib.sha256).hexdigest().encode()
+                headers = (b"X-Service-ID: %s\r\nX-Timestamp: %s\r\nX-Signature: sha256=%s"
+                           b"\r\n" % (service, stamp, digest))
+            batch.append(conn.encode("POST", PATH, body, headers))
+        conn.sock.sendall(b"".join(batch))
+        for _ in range(pipeline):
+            status, data = conn.response()
+            if status != 201:
+                raise RuntimeError(f"{case}: publish answered {status}: {data[:200]!r}")
+            count += 1
     elapsed = time.monotonic() - t0
     conn.close()
     return count, elapsed
@@ -92,8 +102,8 @@ def prepare(broker: BenchBroker, case: str) -> tuple[dict[str, str], dict[str, s
         return admin, {"id": service.json()["id"], "secret": service.json()["secret"]}
 
 
-def run(case: str, clients: int, duration_s: float, src: Path, quiet_wait: float
-        ) -> dict[str, Any]:
+def run(case: str, clients: int, duration_s: float, src: Path, quiet_wait: float,
+        pipeline: int) -> dict[str, Any]:
     extra = {"GORTMS_SECURITY_ENABLEAUTHENTICATION": "true"} if case != "off" else {}
     broker = BenchBroker(src=src, extra_env=extra)
     try:
@@ -102,8 +112,8 @@ def run(case: str, clients: int, duration_s: float, src: Path, quiet_wait: float
         host, port = broker.url.split("//")[1].split(":")
         meter = CpuMeter(broker.pids())
         meter.start()
-        results = run_clients(publisher, [(host, int(port), i, duration_s, case, credential)
-                                          for i in range(clients)])
+        results = run_clients(publisher, [(host, int(port), i, duration_s, case, credential,
+                                           pipeline) for i in range(clients)])
         cpu = meter.stop()
         published = sum(r[0] for r in results)
         elapsed = max(r[1] for r in results)
@@ -127,6 +137,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--pipeline", type=int, default=8,
+                        help="requests each client sends before reading their answers")
     parser.add_argument("--quiet-wait", type=float, default=30.0)
     parser.add_argument("--commit", default=None)
     parser.add_argument("--json", default=None)
@@ -134,13 +146,14 @@ def main() -> int:
     src, code = source_tree(args.commit)
     log(machine_line())
     log(f"code: {code}; storage.sync on, 2 shards, 1 gateway worker; {args.rounds} rounds, "
-        f"{args.clients} clients, {args.duration:g}s per load")
+        f"{args.clients} clients x {args.pipeline} pipelined, {args.duration:g}s per load")
     runs: list[dict[str, Any]] = []
     for round_no in range(args.rounds):
         log(f"round {round_no + 1}/{args.rounds}")
         order = CASES[round_no % 3:] + CASES[:round_no % 3]
         for case in order:
-            runs.append(run(case, args.clients, args.duration, src, args.quiet_wait))
+            runs.append(run(case, args.clients, args.duration, src, args.quiet_wait,
+                            args.pipeline))
     medians = {case: statistics.median(r["rate"] for r in runs if r["case"] == case)
                for case in CASES}
     log("medians:")

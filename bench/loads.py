@@ -257,14 +257,22 @@ class SyncHttp:
     def request(self, method: str, path: str, body: bytes = b"", headers: bytes = b""
                 ) -> tuple[int, bytes]:
         """`headers`: more header lines, each ending in CRLF."""
-        self.sock.sendall(b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
-            method.encode(), path.encode(), self.head, headers, len(body), body))
+        self.sock.sendall(self.encode(method, path, body, headers))
+        return self.response()
+
+    def encode(self, method: str, path: str, body: bytes = b"", headers: bytes = b""
+               ) -> bytes:
+        return b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
+            method.encode(), path.encode(), self.head, headers, len(body), body)
+
+    def response(self) -> tuple[int, bytes]:
+        """The next response: (status, body)."""
         while (end := self.buffer.find(b"\r\n\r\n")) < 0:
             self._more()
         head, self.buffer = self.buffer[:end + 4], self.buffer[end + 4:]
         length = _CONTENT_LENGTH.search(head)
         if length is None:
-            raise RuntimeError(f"{method} {path}: a response without Content-Length: {head!r}")
+            raise RuntimeError(f"a response without Content-Length: {head!r}")
         size = int(length.group(1))
         while len(self.buffer) < size:
             self._more()
