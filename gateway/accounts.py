@@ -172,6 +172,13 @@ class Accounts:
     async def users(self) -> list[User]:
         return sorted(await self._all("users", User), key=lambda u: u.created_at)
 
+    def cached_service(self, service_id: str) -> Service | None:
+        """The service if cached and fresh, without a coroutine (the signed hot path)."""
+        entry = self._services.get(service_id)
+        if entry is not None and entry[1] > time.monotonic():
+            return entry[0]
+        return None
+
     async def service(self, service_id: str) -> Service | None:
         entry = self._services.get(service_id)
         if entry is not None and entry[1] > time.monotonic():

@@ -182,4 +182,9 @@ class FastPaths:
 def _headers(scope: Scope) -> dict[str, str]:
     # uvicorn gives lower-case names; latin-1 is how Starlette decodes them too. Reversed, so
     # that a repeated header reads as its first value, as Starlette's Headers.get gives it.
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
+    # Kept in the scope: the credential check and the handler both read them.
+    headers = scope.get("gortms.headers")
+    if headers is None:
+        headers = scope["gortms.headers"] = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
+    return headers
