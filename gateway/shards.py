@@ -29,9 +29,10 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from gortms.errors import GortmsError, ShardUnavailable
-from gortms.protocol import (TOPIC_CATALOG, TOPIC_LIVE, Cancel, CatalogEvent, LiveHello,
-                             LiveMessages, ProtocolError, Reply, Request, decode_event, decode_live,
-                             decode_replies, encode_requests, reply_value)
+from gortms.protocol import (TOPIC_CATALOG, TOPIC_LIVE, Ack, Cancel, CatalogEvent, Fetch,
+                             LiveHello, LiveMessages, ProtocolError, Publish, Replay, ReplayCheck,
+                             Reply, Request, Settle, decode_event, decode_live, decode_replies,
+                             encode_requests, reply_value)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ SWEEP_INTERVAL_S = 0.25  # how late a deadline may be noticed
 # A signed request's replay check, deferred to ride in the same frame as the request it
 # guards (the next one this task sends to `shard`): [check, shard], emptied when used. A
 # list, so that a task started meanwhile (it copies the context) shares it, not a copy.
+SIGNABLE = frozenset({Publish, Fetch, Ack, Settle})  # carry a Replay themselves
 PENDING_REPLAY: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
     "pending_replay", default=None)
 CANCEL_TIMEOUT_S = 5.0
@@ -203,11 +205,15 @@ class ZmqShards:
         link.pending[rid] = (future, request.reply, time.monotonic() + timeout, timeout)
         replay = PENDING_REPLAY.get()
         if replay and replay[1] == shard:
-            # Right before the request it guards: refused with it if the signature is old.
-            check = msgspec.structs.replace(replay.pop(0), guards=rid)
+            check: ReplayCheck = replay.pop(0)
             replay.clear()
-            self._next_rid += 1
-            link.outbox.append((self._next_rid, int((time.time() + timeout) * 1000), check))
+            if type(request) in SIGNABLE:  # the request carries its check itself
+                request = msgspec.structs.replace(request, replay=Replay(
+                    check.digest, check.signed_ms, check.until_ms))
+            else:  # right before the request it guards: refused with it if seen
+                self._next_rid += 1
+                link.outbox.append((self._next_rid, int((time.time() + timeout) * 1000),
+                                    msgspec.structs.replace(check, guards=rid)))
         self._enqueue(link, rid, timeout, request)
         return Call(shard, rid, future)
 

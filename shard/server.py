@@ -39,7 +39,7 @@ from gortms.protocol import (Cancel, Deliveries, DomainGet, DomainList, DomainSt
                              QueueGet, QueueList, Request, ShardInfoGet, decode_request,
                              decode_requests, encode_event, encode_replies, failed, ok, Browse,
                              Watch, encode_live, parse_live_topic, RecordsRead, ReplayCheck,
-                             ReplayChecked)
+                             ReplayChecked, Replay, Publish, Ack, Settle)
 from shard import deadletters, handlers, retention
 from shard.circuit import OPEN
 from shard.groups import Delivery, GroupState, Waiter
@@ -48,8 +48,10 @@ from shard.state import ShardState
 log = logging.getLogger(__name__)
 
 MAX_TURN_REQUESTS = 4096  # requests drained into one turn
-MAX_TURN_BYTES = 32 * 1024 * 1024
-MAX_DENIED = 10_000  # ... and bytes: bounds one WriteBatch and its latency
+MAX_TURN_BYTES = 32 * 1024 * 1024  # ... and bytes: bounds one WriteBatch and its latency
+MAX_DENIED = 10_000  # requests refused by a failed ReplayCheck, remembered at most
+# Requests that may carry a signature's replay check themselves (gortms/protocol/ops.py).
+SIGNABLE = frozenset({Publish, Fetch, Ack, Settle})
 TICK_S = 0.05  # ack deadlines and nack delays are checked this often
 SWEEP_EVERY_TICKS = 20  # idempotency keys and group TTLs, about once a second
 
@@ -194,6 +196,12 @@ class ShardServer:
                     out.append(failed(rid, BadRequest(str(exc))))
                     continue
                 kind = type(request)
+                if kind in SIGNABLE and request.replay is not None:  # type: ignore[attr-defined]
+                    try:
+                        self._check_signature(request.replay)  # type: ignore[attr-defined]
+                    except GortmsError as exc:
+                        out.append(failed(rid, exc))
+                        continue
                 if denied and (identity, rid) in denied:  # its signature was replayed
                     out.append(failed(rid, denied.pop((identity, rid))))
                 elif only is not None and kind not in only:
@@ -326,6 +334,10 @@ class ShardServer:
         disk.retry_failed()
         if self._swap(read_only=True):
             self.only = READS
+
+    def _check_signature(self, replay: Replay) -> None:
+        self.state.replays.check(replay.digest, replay.signed_ms, replay.until_ms,
+                                 self.state.now_ms)
 
     def _check_replay(self, identity: bytes, rid: int, request: ReplayCheck,
                       out: list[ReplyItem]) -> None:

@@ -27,7 +27,7 @@ __all__ = [
     "ConsumerRemove", "Fetch", "Cancel", "Ack", "Nack", "PendingGet", "Extend", "Extended",
     "Redrive", "Redriven", "Settle", "Settled", "Watch", "Watching", "Browse", "Browsed",
     "Release", "Released", "RecordWrite", "RecordCondition", "RecordsRead", "Records",
-    "RecordsWrite", "RecordsWritten", "ReplayCheck", "ReplayChecked", "AnyRequest",
+    "RecordsWrite", "RecordsWritten", "ReplayCheck", "ReplayChecked", "Replay", "AnyRequest",
 ]
 
 MAX_FETCH = 10_000
@@ -331,6 +331,15 @@ class QueueDelete(QueueRequest, tag="queue_delete"):
     reply = Deleted
 
 
+class Replay(Struct, frozen=True):
+    """A signed request's signature, for the owner shard's replay cache (shard/records.py):
+    carried by the data-plane requests themselves, so the check costs nothing extra."""
+
+    digest: Annotated[bytes, Meta(max_length=64)]
+    signed_ms: int
+    until_ms: int
+
+
 class Publish(QueueRequest, tag="publish"):
     """Unstamped message records (see records.py); the shard stamps and stores them."""
 
@@ -340,6 +349,7 @@ class Publish(QueueRequest, tag="publish"):
     # Delayed delivery: invisible to groups until the later of these (on the shard's clock).
     deliver_at_ms: Annotated[int, Meta(ge=0)] = 0  # Deliver-At
     delay_ms: Annotated[int, Meta(ge=0)] = 0  # Delay
+    replay: Replay | None = None
 
 
 class GroupCreate(QueueRequest, tag="group_create"):
@@ -397,6 +407,7 @@ class Fetch(GroupRequest, tag="fetch"):
     max: Annotated[int, Meta(ge=1, le=MAX_FETCH)] = 10
     timeout_ms: Annotated[int, Meta(ge=0)] = 0
     create: bool = False
+    replay: Replay | None = None
 
 
 class Cancel(Request, tag="cancel"):
@@ -410,6 +421,7 @@ class Ack(GroupRequest, tag="ack"):
     reply = Acked
     ids: list[str] = []
     positions: list[Position] = []
+    replay: Replay | None = None
 
 
 class Nack(GroupRequest, tag="nack"):
@@ -435,6 +447,7 @@ class Settle(GroupRequest, tag="settle"):
     nack: list[str] = []
     delay_ms: Annotated[int, Meta(ge=0)] | None = None  # for the nacks, as in Nack
     reason: Annotated[str, Meta(max_length=MAX_REASON)] | None = None
+    replay: Replay | None = None
 
 
 class Redrive(QueueRequest, tag="redrive"):

@@ -19,7 +19,7 @@ from gortms.config import SpaceLimit
 from gortms.errors import GortmsError, InsufficientStorage
 from gortms.models import GroupSpec
 from gortms.protocol import (VERSION, Ack, DomainCreate, Fetch, GroupCreate, LiveHello, Nack,
-                             Publish, QueueCreate, QueueGet, ReplayCheck, Request, Watch,
+                             Publish, QueueCreate, QueueGet, Replay, ReplayCheck, Request, Watch,
                              decode_live,
                              decode_replies, encode_message, encode_requests, live_topic,
                              reply_value)
@@ -392,3 +392,15 @@ async def test_a_replayed_signature_refuses_the_request_it_guards_unapplied(shar
     assert got[rids[1][0]][0] == got[rids[1][1]][0] == "unauthorized"
     info = await client.call(QueueGet(**QUEUE))
     assert info.last_position == 1
+
+
+async def test_a_request_carrying_a_replayed_signature_is_refused_unapplied(shard):
+    _, _, client = shard
+    now = int(time.time() * 1000)
+    replay = Replay(b"r" * 32, now, now + 60_000)
+    signed = Publish(**QUEUE, records=[message(1)], replay=replay)
+    assert (await client.call(signed)).first_position == 1
+    with pytest.raises(GortmsError) as info:
+        await client.call(signed)
+    assert info.value.http_status == 401 and "used already" in info.value.message
+    assert (await client.call(QueueGet(**QUEUE))).last_position == 1
