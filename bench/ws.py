@@ -78,6 +78,7 @@ CONSUME_TIMEOUT_S = 300
 CLOSE_TIMEOUT_S = 30
 CREDITS = 100
 MESSAGE = b'{"type":"message","position":'  # an observer's message frame starts so
+BATCH = b'{"type":"messages",'  # a consumer's batch of deliveries ("batch": true)
 DELIVERY = b'{"type":"message","ackId":'  # and a consumer's delivery so
 CTX = multiprocessing.get_context("spawn")  # run_clients' context: its primitives pass to clients
 
@@ -472,6 +473,13 @@ class WsConsumer(WsClient):
         self.changed = asyncio.Event()
 
     def on_text(self, data: bytes) -> None:
+        if data.startswith(BATCH):  # consume with "batch": one frame per fetch
+            for message in orjson.loads(data)["messages"]:
+                self.batch.append(message["ackId"])
+                self.out.ids.append(message["id"])
+                if message["deliveryCount"] != 1:
+                    self.redelivered += 1
+            return
         if data.startswith(DELIVERY):
             ack_id, count, message_id = delivery_fields(data)
             if not self.checked:  # the slicing against a JSON parser, once per consumer
@@ -516,12 +524,13 @@ class WsConsumer(WsClient):
 
 
 def ws_consumer(url: str, name: str, credits: int, total: int, acked_total: Any, lean: bool,
-                *, ready: Any, start: Any) -> Consumed:
-    return uvloop.run(_consume(url, name, credits, total, acked_total, lean, ready, start))
+                batch: bool, *, ready: Any, start: Any) -> Consumed:
+    return uvloop.run(_consume(url, name, credits, total, acked_total, lean, batch, ready,
+                               start))
 
 
 async def _consume(url: str, name: str, credits: int, total: int, acked_total: Any, lean: bool,
-                   ready: Any, start: Any) -> Consumed:
+                   batch: bool, ready: Any, start: Any) -> Consumed:
     (client,) = await open_many(url, 1, lambda u: WsConsumer(u, acked_total, lean))
     assert isinstance(client, WsConsumer)
     ready.release()
@@ -529,7 +538,7 @@ async def _consume(url: str, name: str, credits: int, total: int, acked_total: A
     cpu0 = time.process_time()
     client.out.first_s = time.time()
     client.send(orjson.dumps({"type": "consume", "group": GROUP, "consumer": name,
-                              "credits": credits}))
+                              "credits": credits, "batch": batch}))
     deadline = time.monotonic() + CONSUME_TIMEOUT_S
     while client.error is None:
         if acked_total.value >= total and not client.outstanding:
@@ -808,7 +817,7 @@ class Bench:
             total = self.args.messages
             acked = CTX.Value("q", 0)
             return self._consume(broker, lambda ids: account(ids, run_clients(ws_consumer, [
-                (ws_url, f"c{i}", CREDITS, total, acked, self.args.lean)
+                (ws_url, f"c{i}", CREDITS, total, acked, self.args.lean, self.args.batch)
                 for i in range(self.args.consumers)])), profile)
         finally:
             broker.stop()
@@ -938,6 +947,9 @@ def main() -> None:
                         help="wait up to S seconds for an idle machine before each load")
     parser.add_argument("--commit", metavar="REV", help="measure this commit's snapshot")
     parser.add_argument("--no-sync", action="store_true", help="storage.sync off (not a target)")
+    parser.add_argument("--batch", action="store_true",
+                        help="consume: WebSocket consumers ask for one `messages` frame per "
+                             "fetch (\"batch\": true) instead of a frame per delivery")
     parser.add_argument("--lean", action="store_true",
                         help="clients cut the server's text frames out of the stream themselves "
                              "(websockets still does the handshake, pings, close and every "

@@ -85,6 +85,7 @@ class ConsumeFrame(Struct, kw_only=True, rename="camel"):
     group: Name
     consumer: Name | None = None
     credits: Annotated[int, Meta(ge=0)] = 0
+    batch: bool = False  # one `messages` frame per fetch instead of a `message` frame each
 
 
 class CreditFrame(Struct, kw_only=True, rename="camel"):
@@ -381,9 +382,10 @@ class Connection:
             self.api.hub.leave(self.domain, self.queue, self)
         consumer = frame.consumer or f"ws-{uuid.uuid4().hex[:12]}"
         self.consumer = Consumer(self, frame.group, consumer, frame.credits,
-                                 self.principal.may("manage", self.domain))
+                                 self.principal.may("manage", self.domain), frame.batch)
         self.outbox.reply(orjson.dumps({"type": "consuming", "group": frame.group,
-                                        "consumer": consumer, "credits": frame.credits}))
+                                        "consumer": consumer, "credits": frame.credits,
+                                        "batch": frame.batch}))
 
     def credit(self, frame: CreditFrame) -> None:
         consumer = self._consumer()
@@ -467,8 +469,9 @@ class Consumer:
     """A socket's consumer-group membership: its credits, what it holds, its fetch loop."""
 
     def __init__(self, connection: Connection, group: str, name: str, credits: int,
-                 may_create: bool) -> None:
+                 may_create: bool, batch: bool = False) -> None:
         self.connection = connection
+        self.batch = batch
         self.may_create = may_create  # the group, if it does not exist (needs manage)
         self.gw = connection.gw
         self.group = group
@@ -549,8 +552,14 @@ class Consumer:
                 size = (record_bytes[8] << 8) | record_bytes[9]
                 self.held[pos] = record_bytes[10:10 + size].decode(errors="replace")
             self.credits -= len(reply.positions)
-            if not outbox.closed:
-                for frame in delivery_frames(reply):
+            if outbox.closed:
+                continue
+            frames = delivery_frames(reply)
+            if self.batch:  # what one fetch delivered, in one frame: one parse for the client
+                outbox.reply(b'{"type":"messages","count":%d,"messages":[%s]}' % (
+                    len(frames), b",".join(frames)), bounded=False)
+            else:
+                for frame in frames:
                     outbox.reply(frame, bounded=False)
 
     def stop(self) -> None:

@@ -442,3 +442,23 @@ def test_a_websocket_delivery_has_the_queues_lease_and_is_redelivered_when_it_ru
         assert entry["position"] == held["position"] and entry["consumer"].startswith("ws-")
         again = consume(api, queue, "g", count=1, timeout=10, consumer="rest")  # after 1 s
         assert [(m["id"], m["deliveryCount"]) for m in again] == [(held["id"], 2)]
+
+
+def test_a_batch_consumer_gets_one_messages_frame_per_fetch_within_its_credits(shared_broker,
+                                                                               api):
+    queue = make_queue(api)
+    assert api.post(f"{queue}/messages/batch",
+                    json={"messages": [{"n": i} for i in range(7)]}).status_code == 201
+    with consumer(shared_broker, queue, 5, batch=True) as ws:
+        frame = recv(ws)
+        assert frame["type"] == "messages" and frame["count"] == 5
+        assert [m["ackId"] for m in frame["messages"]] == [1, 2, 3, 4, 5]
+        assert all(m["type"] == "message" and m["deliveryCount"] == 1
+                   for m in frame["messages"])
+        nothing_more(ws)
+        ws.send(orjson.dumps({"type": "ack", "ids": [1, 2, 3, 4, 5]}).decode())
+        assert recv(ws)["acked"] == 5
+        ws.send('{"type":"credit","count":10}')
+        rest = recv(ws)
+        assert rest["type"] == "messages" and [m["payload"]["n"] for m in rest["messages"]] == [
+            5, 6]
