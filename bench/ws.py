@@ -328,13 +328,14 @@ def fanout_client(role: str, *args: Any, ready: Any, start: Any) -> dict:
     return uvloop.run(observe(*args, ready=ready, start=start))
 
 
-def publisher(host: str, port: int, duration_s: float, started: Any, end: Any, *, ready: Any,
-              start: Any) -> dict:
-    """Single REST publishes, one at a time, for `duration_s`; sets `end` to the position
-    after the last one (-1 if it failed), which tells the observers where to stop."""
+def publisher(host: str, port: int, duration_s: float, started: Any, end: Any,
+              pipeline: int = 1, *, ready: Any, start: Any) -> dict:
+    """Single REST publishes for `duration_s`, `pipeline` at a time on the one connection
+    (HTTP/1.1 pipelining; 1: one at a time); sets `end` to the position after the last one
+    (-1 if it failed), which tells the observers where to stop."""
     conn = SyncHttp(host, port)
     path = QUEUE_PATH + "/messages"
-    bodies = [payload(i).encode() for i in range(1000)]
+    requests = [conn.encode("POST", path, payload(i).encode()) for i in range(1000)]
     latencies: list[float] = []
     sent, first, last = 0, -1, -1
     ready.release()
@@ -345,18 +346,20 @@ def publisher(host: str, port: int, duration_s: float, started: Any, end: Any, *
         stop_at = t0 + duration_s
         now = t0
         while now < stop_at:
-            status, data = conn.request("POST", path, bodies[sent % 1000])
+            conn.sock.sendall(b"".join(requests[(sent + i) % 1000] for i in range(pipeline)))
+            for _ in range(pipeline):
+                status, data = conn.response()
+                if status != 201:
+                    raise RuntimeError(f"publish {sent + 1}: HTTP {status} {data[:300]!r}")
+                position = orjson.loads(data)["position"]
+                if sent and position != last + 1:
+                    raise RuntimeError(f"publish {sent + 1} stored at {position} after "
+                                       f"{last}: another publisher?")
+                if not sent:
+                    first = position
+                last = position
+                sent += 1
             done = time.time()
-            if status != 201:
-                raise RuntimeError(f"publish {sent + 1}: HTTP {status} {data[:300]!r}")
-            position = orjson.loads(data)["position"]
-            if sent and position != last + 1:
-                raise RuntimeError(f"publish {sent + 1} stored at {position} after {last}: "
-                                   "another publisher?")
-            if not sent:
-                first = position
-            last = position
-            sent += 1
             latencies.append((done - now) * 1000)
             now = done
         if not sent:
@@ -691,7 +694,8 @@ class Bench:
             self.quiet()
             started, end = CTX.Event(), CTX.Value("q", 0)
             ws_url = f"ws://{host}:{port}{WS_PATH}"
-            args: list[tuple] = [("publisher", host, port, self.args.duration, started, end)]
+            args: list[tuple] = [("publisher", host, port, self.args.duration, started, end,
+                                  self.args.pipeline)]
             if observers:
                 args += [("observers", ws_url, n, end, self.args.lean)
                          for n in _split(observers, self.args.observer_procs)]
@@ -947,6 +951,9 @@ def main() -> None:
                         help="wait up to S seconds for an idle machine before each load")
     parser.add_argument("--commit", metavar="REV", help="measure this commit's snapshot")
     parser.add_argument("--no-sync", action="store_true", help="storage.sync off (not a target)")
+    parser.add_argument("--pipeline", type=int, default=1,
+                        help="fanout: the publisher keeps this many publishes in flight on "
+                             "its connection (HTTP/1.1 pipelining; default 1)")
     parser.add_argument("--batch", action="store_true",
                         help="consume: WebSocket consumers ask for one `messages` frame per "
                              "fetch (\"batch\": true) instead of a frame per delivery")

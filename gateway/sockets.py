@@ -46,7 +46,7 @@ from gateway.credentials import ANONYMOUS, Principal
 from gateway.guard import Guard, authorize, client_address, on
 from gateway.live import GONE, LiveHub
 from gateway.messages import MAX_HEADERS, MessagesApi, delivery_time, idempotency_key
-from gateway.outbox import LiveFlusher, Outbox
+from gateway.outbox import LiveFlusher, Outbox, text_frame
 from gateway.shards import Call
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,8 @@ class SocketsApi:
         self.guard = guard
         self.connections: set[Connection] = set()
         self.flusher = LiveFlusher()
+        # (frames, their WebSocket encoding): the last live event's, shared by its observers
+        self.encoded: list[Any] = [None, b""]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -237,7 +239,11 @@ class Connection:
     # --- the hub's observer -------------------------------------------------------------------
 
     def live(self, frames: list[bytes], first: int) -> None:
-        self.outbox.live(frames)
+        # The frames as WebSocket frames, built once for every socket of this event.
+        batch = self.api.encoded
+        if batch[0] is not frames:
+            batch[0], batch[1] = frames, b"".join(text_frame(f) for f in frames)
+        self.outbox.live(frames, batch[1])
 
     def lost(self, count: int) -> None:
         self.outbox.lost(count)

@@ -30,6 +30,15 @@ class CoalescingTransport:
         if parts and not self._transport.is_closing():
             self._transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
 
+    def write_now(self, data: bytes) -> None:
+        """Write at once, after what this tick wrote: for callers that batch themselves
+        (gateway/outbox.py's live frames), one send, no callback of its own."""
+        if self._parts:
+            self._parts.append(data)
+            return
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
     def close(self) -> None:
         self._flush()
         self._transport.close()
