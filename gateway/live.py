@@ -11,7 +11,8 @@ Each committed publish reaches the hub as one `LiveMessages`; its message frames
 once and handed to every observer, which buffers them within its own bound and counts what
 it had to drop (`lagged`). Positions are contiguous, so events lost on the way (the event
 socket's high-water mark, a shard restart) show as a gap, reported to every observer as lost.
-The hub never waits for an observer: fan-out is a loop of appends.
+The hub never waits for an observer: fan-out is a loop of appends, run every DELIVERY_S over
+the events that came meanwhile (a gap first hands over what came before it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import asyncio
 import itertools
 import logging
 import os
-from typing import Protocol
+from typing import Callable, Protocol
 
 from gortms.errors import GortmsError
 from gortms.models import format_ts
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 HELLO_ATTEMPTS = 8  # Watch requests before giving up on the hello (then: best effort)
 HELLO_WAIT_S = 0.05  # the first wait for a hello; each attempt waits one step longer
+# Fan-out runs this often over the events that came meanwhile: per observer, one hand-over
+# and one write per interval rather than per publish (what keeps a hundred observers from
+# costing a hundred times a publish), for that much delay at most.
+DELIVERY_S = 0.02
 
 GONE = 4410  # close code: the queue or its domain was deleted
 
@@ -52,7 +57,7 @@ class Feed:
     """One watched queue: its observers, and the position of the next message expected."""
 
     __slots__ = ("domain", "queue", "topic", "observers", "next_position", "ready", "hello",
-                 "token", "joining")
+                 "token", "joining", "pending", "pending_first")
 
     def __init__(self, domain: str, queue: str) -> None:
         self.domain = domain
@@ -64,6 +69,10 @@ class Feed:
         self.hello: asyncio.Future[int] | None = None
         self.token = 0
         self.joining = 0
+        # Message frames not handed to the observers yet (positions pending_first, ...):
+        # fan-out runs every DELIVERY_S over what came meanwhile, not once per publish.
+        self.pending: list[bytes] = []
+        self.pending_first = 0
 
 
 def message_frames(event: LiveMessages, skip: int) -> list[bytes]:
@@ -83,6 +92,10 @@ class LiveHub:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.feeds: dict[tuple[str, str], Feed] = {}
+        self._pending: set[Feed] = set()
+        self._delivery: asyncio.TimerHandle | None = None
+        # Called after each delivery: the observers' writers flush what they were given.
+        self.flushers: list[Callable[[], None]] = []
         self._tokens = itertools.count(int.from_bytes(os.urandom(4), "big"))
 
     def attach(self) -> None:
@@ -203,13 +216,32 @@ class LiveHub:
             return  # from before this feed opened
         skip = max(0, expected - event.first)
         feed.next_position = end
-        observers = list(feed.observers)
         if event.first > expected:
-            for observer in observers:
+            self._deliver(feed)  # what came before the gap goes first
+            for observer in list(feed.observers):
                 observer.lost(event.first - expected)
-        frames = message_frames(event, skip)
-        first = event.first + skip
-        for observer in observers:
+        if not feed.pending:
+            feed.pending_first = event.first + skip
+        feed.pending += message_frames(event, skip)
+        self._pending.add(feed)
+        if self._delivery is None:
+            self._delivery = asyncio.get_running_loop().call_later(DELIVERY_S, self._deliver_all)
+
+    def _deliver_all(self) -> None:
+        """Hand the feeds' pending frames to their observers, and write them out."""
+        self._delivery = None
+        pending, self._pending = self._pending, set()
+        for feed in pending:
+            self._deliver(feed)
+        for flush in self.flushers:
+            flush()
+
+    def _deliver(self, feed: Feed) -> None:
+        frames, first = feed.pending, feed.pending_first
+        if not frames:
+            return
+        feed.pending = []
+        for observer in list(feed.observers):
             observer.live(frames, first)
 
     def on_catalog(self, event: CatalogEvent) -> None:
@@ -224,6 +256,7 @@ class LiveHub:
         for feed in gone:
             if feed is None:
                 continue
+            self._deliver(feed)  # what was published before the delete
             self._close(feed)
             for observer in list(feed.observers):
                 observer.end(GONE, reason)

@@ -47,6 +47,10 @@ class LiveFlusher:
             self.handle = asyncio.get_running_loop().call_later(LIVE_FLUSH_S, self.flush)
 
     def flush(self) -> None:
+        """Write what every connection was given (also called right after the hub's
+        delivery, gateway/live.py, so frames wait one interval, not two)."""
+        if self.handle is not None:
+            self.handle.cancel()
         self.handle = None
         dirty, self.dirty = self.dirty, set()
         for outbox in dirty:

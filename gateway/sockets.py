@@ -149,6 +149,7 @@ class SocketsApi:
         self.guard = guard
         self.connections: set[Connection] = set()
         self.flusher = LiveFlusher()
+        hub.flushers.append(self.flusher.flush)
         # (frames, their WebSocket encoding): the last live event's, shared by its observers
         self.encoded: list[Any] = [None, b""]
 
