@@ -336,19 +336,21 @@ class ZmqShards:
         recv = self.events.recv_multipart
         while True:
             try:
-                topic, body = recv(zmq.NOBLOCK)
+                frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            except ValueError:  # not [topic, body]
-                log.error("a shard sent an event that is not two frames")
+            if len(frames) < 2:
+                log.error("a shard sent an event without a body")
                 continue
+            topic = frames[0]
             try:
-                if topic[:1] == TOPIC_LIVE:
-                    live = decode_live(body)
-                    if self._live_listener is not None:
-                        self._live_listener(live)
+                if topic[:1] == TOPIC_LIVE:  # a queue's events of one interval, in order
+                    for body in frames[1:]:
+                        live = decode_live(body)
+                        if self._live_listener is not None:
+                            self._live_listener(live)
                     continue
-                event = decode_event(body)
+                event = decode_event(frames[1])
             except ProtocolError as exc:
                 log.error("a shard sent a malformed event: %s", exc)
                 continue

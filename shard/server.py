@@ -53,6 +53,7 @@ MAX_DENIED = 10_000  # requests refused by a failed ReplayCheck, remembered at m
 # Requests that may carry a signature's replay check themselves (gortms/protocol/ops.py).
 SIGNABLE = frozenset({Publish, Fetch, Ack, Settle})
 TICK_S = 0.05  # ack deadlines and nack delays are checked this often
+LIVE_S = 0.005  # live events are gathered this long, then sent one message per queue
 SWEEP_EVERY_TICKS = 20  # idempotency keys and group TTLs, about once a second
 
 ReplyItem = tuple[int, str, Any]
@@ -85,6 +86,8 @@ class ShardServer:
         self.waiters: dict[tuple[bytes, int], tuple[Waiter, GroupState]] = {}
         # (gateway, request id) -> why: requests whose ReplayCheck failed (shard/records.py)
         self.denied: dict[tuple[bytes, int], GortmsError] = {}
+        self._live_outbox: dict[bytes, list[bytes]] = {}  # topic -> event bodies, in order
+        self._live_timer: asyncio.TimerHandle | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         self._turn_scheduled = False
@@ -128,6 +131,8 @@ class ShardServer:
         if self.disk.failure is None:
             self.state.turn.needs_sync = True
             self._commit()
+        self._send_live()
+        self._flush_live()
         self.router.close(linger=1000)
         self.pub.close(linger=0)
         try:
@@ -381,15 +386,26 @@ class ShardServer:
             state.catalog_events.clear()
 
     def _send_live(self) -> None:
-        """... and its live events, after the replies: observers are not waited for, and a
-        publisher's answer should not queue behind the fan-out to them."""
+        """... and its live events, after the replies and gathered for LIVE_S: one message
+        per watched queue per interval, however many publishes it had (observers are not
+        waited for, and a publisher's answer does not queue behind them)."""
         state = self.state
         if state.live_events:
-            send = self.pub.send_multipart
+            outbox = self._live_outbox
             for live in state.live_events:
-                send(encode_live(live))
+                topic, body = encode_live(live)
+                outbox.setdefault(topic, []).append(body)
             state.live_events.clear()
-            self._drain_subscriptions()  # a send may have taken the socket's readable edge
+            if self._live_timer is None and self.loop is not None:
+                self._live_timer = self.loop.call_later(LIVE_S, self._flush_live)
+
+    def _flush_live(self) -> None:
+        self._live_timer = None
+        outbox, self._live_outbox = self._live_outbox, {}
+        send = self.pub.send_multipart
+        for topic, bodies in outbox.items():
+            send([topic, *bodies])
+        self._drain_subscriptions()  # a send may have taken the socket's readable edge
 
     def _drain_subscriptions(self) -> None:
         """XPUB hands over the first subscription to a topic and the last unsubscription

@@ -16,9 +16,11 @@ b"m" + "domain/queue" + NUL (names hold neither "/" nor NUL, and ZeroMQ matches 
 prefix, so the NUL keeps "d/q" from matching "d/q2"). A shard learns from its XPUB socket
 which topics someone subscribed to and publishes only those queues' messages: a queue nobody
 watches costs nothing. Every committed publish to a watched queue is one `LiveMessages`
-(first position, stamp, the records as stored). Subscriptions take effect asynchronously, so
-a gateway that subscribes sends a `Watch` request with a token, and the shard answers it on
-the topic itself with `LiveHello`: once the hello arrives, every later publish will too.
+(first position, stamp, the records as stored); a shard gathers a queue's events for a few
+milliseconds and sends them as one message, [topic, event, event, ...]. Subscriptions take
+effect asynchronously, so a gateway that subscribes sends a `Watch` request with a token,
+and the shard answers it on the topic itself with `LiveHello`: once the hello arrives, every
+later publish will too.
 Positions are contiguous per queue, so a gap in them tells the gateway that events were lost
 (a slow subscriber past the high-water mark, a shard restart) and how many.
 """
