@@ -18,10 +18,12 @@ the events that came meanwhile (a gap first hands over what came before it).
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import os
-from typing import Callable, Protocol
+import time
+from typing import Any, Callable, Protocol
 
 from gortms.errors import GortmsError
 from gortms.models import format_ts
@@ -32,12 +34,13 @@ from gateway.context import Gateway
 
 log = logging.getLogger(__name__)
 
-HELLO_ATTEMPTS = 8  # Watch requests before giving up on the hello (then: best effort)
+HELLO_ATTEMPTS = 12  # Watch requests before giving up on the hello (then: best effort)
 HELLO_WAIT_S = 0.05  # the first wait for a hello; each attempt waits one step longer
 # Fan-out runs this often over the events that came meanwhile: per observer, one hand-over
 # and one write per interval rather than per publish (what keeps a hundred observers from
 # costing a hundred times a publish), for that much delay at most.
 DELIVERY_S = 0.02
+WORK_SLICE_S = 0.0002
 
 GONE = 4410  # close code: the queue or its domain was deleted
 
@@ -93,6 +96,8 @@ class LiveHub:
         self.gw = gw
         self.feeds: dict[tuple[str, str], Feed] = {}
         self._pending: set[Feed] = set()
+        self._work: collections.deque[tuple[Callable[..., None], tuple]] = collections.deque()
+        self._working = False
         self._delivery: asyncio.TimerHandle | None = None
         # Called after each delivery: the observers' writers flush what they were given.
         self.flushers: list[Callable[[], None]] = []
@@ -202,7 +207,7 @@ class LiveHub:
                 feed.next_position = event.next_position
             elif event.next_position > feed.next_position:
                 for observer in list(feed.observers):
-                    observer.lost(event.next_position - feed.next_position)
+                    self._do(observer.lost, event.next_position - feed.next_position)
                 feed.next_position = event.next_position
             hello.set_result(event.next_position)
             return
@@ -219,13 +224,35 @@ class LiveHub:
         if event.first > expected:
             self._deliver(feed)  # what came before the gap goes first
             for observer in list(feed.observers):
-                observer.lost(event.first - expected)
+                self._do(observer.lost, event.first - expected)
         if not feed.pending:
             feed.pending_first = event.first + skip
         feed.pending += message_frames(event, skip)
         self._pending.add(feed)
         if self._delivery is None:
             self._delivery = asyncio.get_running_loop().call_later(DELIVERY_S, self._deliver_all)
+
+    def _do(self, action: Callable[..., None], *args: Any) -> None:
+        """Queue one hand-over to an observer: they run in order, a slice of WORK_SLICE_S
+        per loop iteration, so that a publish arriving meanwhile waits for a slice, not for
+        the whole fan-out."""
+        self._work.append((action, args))
+        if not self._working:
+            self._working = True
+            asyncio.get_running_loop().call_soon(self._run_work)
+
+    def _run_work(self) -> None:
+        work = self._work
+        until = time.perf_counter() + WORK_SLICE_S
+        while work:
+            action, args = work.popleft()
+            action(*args)
+            if time.perf_counter() > until:
+                break
+        if work:
+            asyncio.get_running_loop().call_soon(self._run_work)
+        else:
+            self._working = False
 
     def _deliver_all(self) -> None:
         """Hand the feeds' pending frames to their observers, and write them out."""
@@ -234,7 +261,7 @@ class LiveHub:
         for feed in pending:
             self._deliver(feed)
         for flush in self.flushers:
-            flush()
+            self._do(flush)
 
     def _deliver(self, feed: Feed) -> None:
         frames, first = feed.pending, feed.pending_first
@@ -242,7 +269,7 @@ class LiveHub:
             return
         feed.pending = []
         for observer in list(feed.observers):
-            observer.live(frames, first)
+            self._do(observer.live, frames, first)
 
     def on_catalog(self, event: CatalogEvent) -> None:
         if not event.deleted:
@@ -259,5 +286,5 @@ class LiveHub:
             self._deliver(feed)  # what was published before the delete
             self._close(feed)
             for observer in list(feed.observers):
-                observer.end(GONE, reason)
+                self._do(observer.end, GONE, reason)
             feed.observers.clear()

@@ -126,6 +126,9 @@ class ZmqShards:
         self.links = [_Link(i, request, self.context) for i, (request, _) in enumerate(endpoints)]
         self.events = self.context.socket(zmq.SUB)
         self.events.setsockopt(zmq.LINGER, 0)
+        # Back soon after a shard restarts (as the DEALERs): live feeds resync through it.
+        self.events.setsockopt(zmq.RECONNECT_IVL, 50)
+        self.events.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
         self.events.setsockopt(zmq.SUBSCRIBE, TOPIC_CATALOG)
         for _, event_endpoint in endpoints:
             self.events.connect(event_endpoint)
