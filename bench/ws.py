@@ -299,6 +299,15 @@ class Observer(WsClient):
         self.next = self.position
 
     def on_text(self, data: bytes) -> None:
+        if data.startswith(BATCH):  # ?batch=true: one frame per hand-over
+            for message in orjson.loads(data)["messages"]:
+                if message["position"] != self.next:
+                    self.gaps += 1
+                    self.fail(f"a message at position {message['position']} where "
+                              f"{self.next} was due")
+                self.received += 1
+                self.next = message["position"] + 1
+            return
         if data.startswith(MESSAGE):
             position = int(data[len(MESSAGE):data.index(b",", len(MESSAGE))])
             if position != self.next:
@@ -693,7 +702,8 @@ class Bench:
             warm.close()
             self.quiet()
             started, end = CTX.Event(), CTX.Value("q", 0)
-            ws_url = f"ws://{host}:{port}{WS_PATH}"
+            ws_url = f"ws://{host}:{port}{WS_PATH}" + ("?batch=true" if self.args.observe_batch
+                                                        else "")
             args: list[tuple] = [("publisher", host, port, self.args.duration, started, end,
                                   self.args.pipeline)]
             if observers:
@@ -954,6 +964,9 @@ def main() -> None:
     parser.add_argument("--pipeline", type=int, default=1,
                         help="fanout: the publisher keeps this many publishes in flight on "
                              "its connection (HTTP/1.1 pipelining; default 1)")
+    parser.add_argument("--observe-batch", action="store_true",
+                        help="fanout: observers connect with ?batch=true (one `messages` "
+                             "frame per hand-over instead of a frame per message)")
     parser.add_argument("--batch", action="store_true",
                         help="consume: WebSocket consumers ask for one `messages` frame per "
                              "fetch (\"batch\": true) instead of a frame per delivery")

@@ -1,7 +1,8 @@
 """The WebSocket API: /api/ws/domains/{d}/queues/{q}, to observe, publish and consume.
 
 A connection starts observing: `connected`, then a `message` frame for every message
-published to the queue from then on, by any route and any gateway worker (gateway/live.py).
+published to the queue from then on, by any route and any gateway worker (gateway/live.py);
+with `?batch=true`, a `messages` frame holding what each hand-over brought.
 On the same socket a client may `publish` (answered `published` once durable, or `error`;
 the socket stays usable), `ping` (`pong`), and switch to consumer mode with `consume`: it
 stops observing, and receives the group's deliveries, at most as many as the credits it
@@ -151,7 +152,7 @@ class SocketsApi:
         self.flusher = LiveFlusher()
         hub.flushers.append(self.flusher.flush)
         # (frames, their WebSocket encoding): the last live event's, shared by its observers
-        self.encoded: list[Any] = [None, b""]
+        self.encoded: list[Any] = [None, None, None]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -176,7 +177,13 @@ class SocketsApi:
         if self.gw.draining.is_set():
             await outbox.close(STOPPING, "the broker is shutting down")
             return
-        connection = Connection(self, domain, queue, receive, outbox, principal)
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        batch = query.get("batch", ["false"])[-1].lower()
+        if batch not in ("true", "false", "1", "0"):
+            await outbox.close(4400, "batch must be true or false")
+            return
+        connection = Connection(self, domain, queue, receive, outbox, principal,
+                                batch in ("true", "1"))
         self.connections.add(connection)
         try:
             await connection.run()
@@ -221,9 +228,11 @@ class Connection:
     """One WebSocket: an observer of its queue (until `consume`), a publisher, a consumer."""
 
     def __init__(self, api: SocketsApi, domain: str, queue: str, receive: Receive,
-                 outbox: Outbox, principal: Principal) -> None:
+                 outbox: Outbox, principal: Principal, batch: bool = False) -> None:
         self.api = api
         self.principal = principal
+        # ?batch=true: the live messages of one hand-over come as one `messages` frame
+        self.batch = batch
         self.gw = api.gw
         self.domain = domain
         self.queue = queue
@@ -240,11 +249,19 @@ class Connection:
     # --- the hub's observer -------------------------------------------------------------------
 
     def live(self, frames: list[bytes], first: int) -> None:
-        # The frames as WebSocket frames, built once for every socket of this event.
-        batch = self.api.encoded
-        if batch[0] is not frames:
-            batch[0], batch[1] = frames, b"".join(text_frame(f) for f in frames)
-        self.outbox.live(frames, batch[1])
+        # The frames as WebSocket frames, built once for every socket of this hand-over
+        # (one encoding per frame, one for the batch form).
+        cache = self.api.encoded
+        if cache[0] is not frames:
+            cache[0], cache[1], cache[2] = frames, None, None
+        slot = 2 if self.batch else 1
+        encoded = cache[slot]
+        if encoded is None:
+            encoded = cache[slot] = text_frame(
+                b'{"type":"messages","count":%d,"messages":[%s]}' % (
+                    len(frames), b",".join(frames))) if self.batch else \
+                b"".join(text_frame(f) for f in frames)
+        self.outbox.live(frames, encoded)
 
     def lost(self, count: int) -> None:
         self.outbox.lost(count)

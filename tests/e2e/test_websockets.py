@@ -462,3 +462,22 @@ def test_a_batch_consumer_gets_one_messages_frame_per_fetch_within_its_credits(s
         rest = recv(ws)
         assert rest["type"] == "messages" and [m["payload"]["n"] for m in rest["messages"]] == [
             5, 6]
+
+
+def test_a_batch_observer_gets_messages_frames_with_every_message_in_order(shared_broker, api):
+    queue = make_queue(api)
+    with open_socket(ws_url(shared_broker, queue) + "?batch=true") as ws:
+        assert recv(ws)["type"] == "connected"
+        for start in (0, 3):
+            assert api.post(f"{queue}/messages/batch", json={
+                "messages": [{"n": start + i} for i in range(3)]}).status_code == 201
+        seen: list[dict] = []
+        while len(seen) < 6:
+            frame = recv(ws)
+            assert frame["type"] == "messages" and frame["count"] == len(frame["messages"])
+            seen += frame["messages"]
+        assert [m["payload"]["n"] for m in seen] == list(range(6))
+        assert [m["position"] for m in seen] == list(range(1, 7))
+    code, reason = closed_with(shared_broker, queue.replace(
+        "/api/domains/", "/api/ws/domains/") + "?batch=maybe")
+    assert code == 4400 and "batch" in reason
