@@ -47,6 +47,7 @@ import asyncio
 import collections
 import json
 import multiprocessing
+import os
 import resource
 import threading
 import time
@@ -79,6 +80,9 @@ CLOSE_TIMEOUT_S = 30
 CREDITS = 100
 MESSAGE = b'{"type":"message","position":'  # an observer's message frame starts so
 BATCH = b'{"type":"messages",'  # a consumer's batch of deliveries ("batch": true)
+# --nice-observers: the observers' client processes run at this nice level (inherited by
+# the spawned clients through the environment), to see what is theirs and what the broker's.
+NICE_OBSERVERS = os.environ.get("BENCH_NICE_OBSERVERS", "")
 DELIVERY = b'{"type":"message","ackId":'  # and a consumer's delivery so
 CTX = multiprocessing.get_context("spawn")  # run_clients' context: its primitives pass to clients
 
@@ -333,6 +337,8 @@ class Observer(WsClient):
 def fanout_client(role: str, *args: Any, ready: Any, start: Any) -> dict:
     if role == "publisher":
         return publisher(*args, ready=ready, start=start)
+    if NICE_OBSERVERS:
+        os.nice(int(NICE_OBSERVERS))
     raise_nofile(args[1] + 64)
     return uvloop.run(observe(*args, ready=ready, start=start))
 
@@ -964,6 +970,9 @@ def main() -> None:
     parser.add_argument("--pipeline", type=int, default=1,
                         help="fanout: the publisher keeps this many publishes in flight on "
                              "its connection (HTTP/1.1 pipelining; default 1)")
+    parser.add_argument("--nice-observers", type=int, default=0,
+                        help="fanout: run the observers' client processes at this nice level "
+                             "(a diagnosis: how much of the drop is their CPU, not the broker's)")
     parser.add_argument("--observe-batch", action="store_true",
                         help="fanout: observers connect with ?batch=true (one `messages` "
                              "frame per hand-over instead of a frame per message)")
@@ -979,6 +988,8 @@ def main() -> None:
                              "and consume side (not counted)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
+    if args.nice_observers:  # read by the spawned client processes
+        os.environ["BENCH_NICE_OBSERVERS"] = str(args.nice_observers)
     cases = args.cases.split(",")
     unknown = set(cases) - {"fanout", "idle", "consume"}
     if unknown:
