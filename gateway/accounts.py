@@ -155,13 +155,24 @@ class Accounts:
         return [self._decode(kind, value) for value in items.values()]
 
     async def user(self, user_id: str) -> User | None:
-        entry = self._users.get(user_id)
-        if entry is not None and entry[1] > time.monotonic():
+        return await self._cached(self._users, "users", User, user_id)
+
+    @staticmethod
+    def _fresh(cache: dict[str, tuple[Any, float]], key: str) -> tuple[Any, float] | None:
+        entry = cache.get(key)
+        return entry if entry is not None and entry[1] > time.monotonic() else None
+
+    async def _cached(self, cache: dict[str, tuple[Any, float]], collection: str,
+                      kind: type[T], key: str) -> T | None:
+        """A record through its cache (a missing one is cached too: the change that makes
+        it exist drops the entry)."""
+        entry = self._fresh(cache, key)
+        if entry is not None:
             return entry[0]
-        items = await self._read("users", [user_id])
-        user = self._decode(User, items[user_id]) if user_id in items else None
-        self._users[user_id] = (user, time.monotonic() + ENTRY_TTL_S)
-        return user
+        items = await self._read(collection, [key])
+        found = self._decode(kind, items[key]) if key in items else None
+        cache[key] = (found, time.monotonic() + ENTRY_TTL_S)
+        return found
 
     async def user_by_name(self, username: str) -> User | None:
         items = await self._read("usernames", [username.lower()])
@@ -174,19 +185,11 @@ class Accounts:
 
     def cached_service(self, service_id: str) -> Service | None:
         """The service if cached and fresh, without a coroutine (the signed hot path)."""
-        entry = self._services.get(service_id)
-        if entry is not None and entry[1] > time.monotonic():
-            return entry[0]
-        return None
+        entry = self._fresh(self._services, service_id)
+        return entry[0] if entry is not None else None
 
     async def service(self, service_id: str) -> Service | None:
-        entry = self._services.get(service_id)
-        if entry is not None and entry[1] > time.monotonic():
-            return entry[0]
-        items = await self._read("services", [service_id])
-        service = self._decode(Service, items[service_id]) if service_id in items else None
-        self._services[service_id] = (service, time.monotonic() + ENTRY_TTL_S)
-        return service
+        return await self._cached(self._services, "services", Service, service_id)
 
     async def services(self) -> list[Service]:
         return sorted(await self._all("services", Service), key=lambda s: s.created_at)

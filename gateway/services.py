@@ -21,7 +21,7 @@ from gortms.errors import InvalidParameter, NotFound
 from gortms.secrets import Sealer
 from gateway.accounts import Accounts, Service, new_id, now_ms
 from gateway.credentials import check_allowlist, check_permissions
-from gateway.params import json_object, read_body
+from gateway.params import read_object
 from gateway.responses import json_response
 
 log = logging.getLogger("gortms.security")
@@ -41,7 +41,7 @@ class ServicesApi:
         return self.sealer.seal(secret, service_id)
 
     async def _body(self, request: Request) -> dict[str, Any]:
-        return json_object(await read_body(request, self.max_body))
+        return await read_object(request, self.max_body)
 
     async def _service(self, request: Request) -> Service:
         found = await self.accounts.service(request.path_params["id"])

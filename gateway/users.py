@@ -27,7 +27,7 @@ from gortms.passwords import MAX_PASSWORD, MIN_PASSWORD, hash_password, verify_p
 from gateway.accounts import ROLES, AccountRequest, Accounts, User, new_id, now_ms
 from gateway.credentials import Credentials, Principal
 from gateway.guard import client_address
-from gateway.params import json_object, read_body
+from gateway.params import read_object
 from gateway.responses import json_response
 
 log = logging.getLogger("gortms.security")
@@ -91,7 +91,7 @@ class UsersApi:
         self.max_body = max_body
 
     async def _body(self, request: Request) -> dict[str, Any]:
-        return json_object(await read_body(request, self.max_body))
+        return await read_object(request, self.max_body)
 
     async def _new_user(self, body: dict[str, Any], role: str) -> User:
         now = now_ms()
