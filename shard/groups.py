@@ -247,6 +247,10 @@ class GroupState:
                 if max_count <= 0:
                     return []  # open (or its trials are out): see shard/circuit.py
         out: list[Delivery] = []
+        if self.delayed and self.delayed[0][0] <= now_ms:
+            # On time, not at the timer's next tick: a retry goes to the first fetch after
+            # its backoff, and retries falling due between ticks do not come out in a burst.
+            self.promote_delayed(now_ms)
         if self.due:
             out = self._redeliver(store, turn, consumer, max_count, now_ms)
         room = max_count - len(out)
@@ -536,8 +540,15 @@ class GroupState:
                         and entry.deadline_ms == deadline:
                     self._fail(pos, entry, now_ms, turn, None, "ack timeout")
                     became_due |= entry.state == DUE
-        while self.delayed and self.delayed[0][0] <= now_ms:
-            _, pos, count = heapq.heappop(self.delayed)
+        return self.promote_delayed(now_ms) or became_due
+
+    def promote_delayed(self, now_ms: int) -> bool:
+        """Retries and delayed messages whose time has come become due (no write: the
+        record of their time stays until they are delivered or settled). Any?"""
+        became_due = False
+        delayed = self.delayed
+        while delayed and delayed[0][0] <= now_ms:
+            _, pos, count = heapq.heappop(delayed)
             entry = self.pending.get(pos)
             if entry is not None and entry.state == DELAYED and entry.delivery_count == count:
                 self.make_due(pos, entry)
