@@ -753,6 +753,19 @@ def test_a_delayed_nack_puts_the_group_under_the_timer(shard: Shard) -> None:
         "delayed", format_ts(T0 + 5_000), "later")
 
 
+def test_a_retry_goes_to_the_first_fetch_after_its_delay_without_waiting_for_the_timer(
+        shard: Shard) -> None:
+    shard.group()
+    shard.publish(1)
+    shard.fetch()
+    shard.do(Nack(**of_group(), ids=["m1"], delay_ms=5_000))
+    shard.state.now_ms = T0 + 4_999
+    assert shard.fetch("c2") == []  # not yet
+    shard.state.now_ms = T0 + 5_000  # due, and no timer tick has run
+    [(pos, count, _)] = shard.fetch("c2")
+    assert (pos, count) == (1, 2)
+
+
 def test_pending_lists_deliveries_with_their_consumer_and_count(shard: Shard) -> None:
     shard.group()
     shard.publish(3)
