@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings: Settings = load_settings(os.environ, path)
         configure_logging(settings.general.log_level, "supervisor" if args.command == "serve"
-                          else "gortms")
+                          else "gortms", settings.logging.format)
         command = importlib.import_module(COMMANDS[args.command])
         return int(command.main(settings, args) or 0)
     except ConfigError as exc:

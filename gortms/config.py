@@ -40,6 +40,12 @@ KEYS: tuple[Key, ...] = (
         "Where the shards keep their RocksDB databases and the supervisor its runtime state."),
     Key("general.logLevel", "choice", "info", "Log level: debug, info, warn or error.",
         choices=("debug", "info", "warn", "error")),
+    Key("logging.format", "choice", "plain",
+        "Log lines as plain text or as one JSON object per line (json: for log collectors).",
+        choices=("plain", "json")),
+    Key("logging.accessLog", "bool", False,
+        "One line per HTTP request and WebSocket (method, path, status, duration, client), "
+        "on the gortms.access logger at info level."),
     Key("http.enabled", "bool", True, "Serve the HTTP/WebSocket API (false runs the shards only)."),
     Key("http.address", "str", "127.0.0.1",
         "Address to listen on. A non-loopback address needs authentication on, or "
@@ -141,6 +147,12 @@ class GeneralSettings:
     node_id: str = "node1"
     data_dir: str = "./data"
     log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    format: str = "plain"
+    access_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +286,7 @@ class SupervisorSettings:
 @dataclass(frozen=True, slots=True)
 class Settings:
     general: GeneralSettings = field(default_factory=GeneralSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     storage: StorageSettings = field(default_factory=StorageSettings)

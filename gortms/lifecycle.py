@@ -57,7 +57,7 @@ def start_child(args: argparse.Namespace, name: str) -> Settings:
     except ConfigError as exc:
         print(f"{name}: bad settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
-    configure_logging(settings.general.log_level, name)
+    configure_logging(settings.general.log_level, name, settings.logging.format)
     return settings
 
 

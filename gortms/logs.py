@@ -7,7 +7,7 @@ import logging.config
 _LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "error": "ERROR"}
 
 
-def configure_logging(level: str, process: str) -> None:
+def configure_logging(level: str, process: str, fmt: str = "plain") -> None:
     """Plain lines on stderr, tagged with the process role ("supervisor", "shard-0", ...)."""
     logging.config.dictConfig({
         "version": 1,
