@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -13,10 +15,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gortms.config import Settings
 from gortms.datadir import Layout
+from gortms.logs import ACCESS
 from gortms.secrets import Sealer, jwt_secret
 from gortms.errors import GortmsError, HeadersTooLarge
 from gateway.catalog import Catalog
@@ -140,6 +143,8 @@ class GatewayApp:
         self.router = router
         self.sockets = sockets
         self.max_header_bytes = gateway.settings.http.max_header_bytes
+        self.access_log = gateway.settings.logging.access_log
+        self.access = logging.getLogger(ACCESS)
         self.state = router.state
         self.state.gateway = gateway
 
@@ -150,6 +155,38 @@ class GatewayApp:
         return size > self.max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.access_log and scope["type"] != "lifespan":
+            await self._logged(scope, receive, send)
+            return
+        await self._serve(scope, receive, send)
+
+    async def _logged(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """logging.accessLog: one line per request (per WebSocket session, when it ends),
+        on the gortms.access logger. A WebSocket's send is left as it is, so its frames
+        still go straight to the transport (gateway/outbox.py)."""
+        start = time.perf_counter()
+        status = 0
+        if scope["type"] == "http":
+            async def sending(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+        else:
+            sending = send
+        try:
+            await self._serve(scope, receive, sending)
+        finally:
+            client = scope.get("client")
+            address = client[0] if client else "-"
+            method = scope.get("method", "WS") if scope["type"] == "http" else "WS"
+            ms = (time.perf_counter() - start) * 1000
+            self.access.info("%s %s %s %s %.1fms", address, method, scope["path"],
+                             status or "-", ms, extra={
+                                 "client": address, "method": method, "path": scope["path"],
+                                 "status": status or None, "durationMs": round(ms, 2)})
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan" and self._too_large(scope["headers"]):
             error = HeadersTooLarge(f"the request's headers are over {self.max_header_bytes} "
                                     "bytes (http.maxHeaderBytes)")

@@ -175,7 +175,7 @@ def start_broker(data_dir: Path, src: Path = ROOT, python: str = sys.executable,
     threading.Thread(target=broker._read, name=f"broker-{process.pid}", daemon=True).start()
     try:
         broker.wait_for_line(r"GoRTMS started successfully")
-        broker.url = broker.wait_for_line(r"listening on (https?://\S+)").group(1)
+        broker.url = broker.wait_for_line(r"listening on (https?://[^\s\"]+)").group(1)
     except AssertionError:
         broker.kill_tree()
         raise
