@@ -41,6 +41,7 @@ HELLO_WAIT_S = 0.05  # the first wait for a hello; each attempt waits one step l
 # costing a hundred times a publish), for that much delay at most.
 DELIVERY_S = 0.02
 WORK_SLICE_S = 0.0002
+MAX_WORK = 100_000  # hand-overs queued at most; past it they run at once
 
 GONE = 4410  # close code: the queue or its domain was deleted
 
@@ -237,20 +238,25 @@ class LiveHub:
         per loop iteration, so that a publish arriving meanwhile waits for a slice, not for
         the whole fan-out."""
         self._work.append((action, args))
+        if len(self._work) > MAX_WORK:  # behind: catch up now rather than grow without end
+            self._run_work(sliced=False)
+            return
         if not self._working:
             self._working = True
             asyncio.get_running_loop().call_soon(self._run_work)
 
-    def _run_work(self) -> None:
+    def _run_work(self, sliced: bool = True) -> None:
         work = self._work
         until = time.perf_counter() + WORK_SLICE_S
         while work:
             action, args = work.popleft()
             action(*args)
-            if time.perf_counter() > until:
+            if sliced and time.perf_counter() > until:
                 break
         if work:
-            asyncio.get_running_loop().call_soon(self._run_work)
+            if not self._working or sliced:
+                self._working = True
+                asyncio.get_running_loop().call_soon(self._run_work)
         else:
             self._working = False
 
