@@ -5,6 +5,9 @@
     gortms --version
     gortms shards [--json]                 each shard of a running broker: pid, state, queues, ...
     gortms inspect DOMAIN/QUEUE [--json]   a queue's positions, groups and pending, read-only
+    gortms dump DOMAIN/QUEUE [--from N] [--limit M]
+                                           a queue's stored messages as JSON lines, read-only
+    gortms check [--json]                  verify every shard's database, read-only
 
 Commands that run the broker or open its data are loaded by module name (like the
 supervisor starts its children), so `gortms` depends on no other package of this project.
@@ -32,6 +35,8 @@ COMMANDS = {
     "serve": "supervisor.main",
     "shards": "supervisor.status",
     "inspect": "shard.inspect",
+    "dump": "shard.dump",
+    "check": "shard.check",
 }
 
 
@@ -45,9 +50,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --generate-config: overwrite an existing file")
     parser.add_argument("--version", action="version", version=f"gortms {__version__}")
     parser.add_argument("command", nargs="?", default="serve", choices=sorted(COMMANDS),
-                        help="serve (default), shards, or inspect")
-    parser.add_argument("target", nargs="?", help="inspect: DOMAIN/QUEUE")
-    parser.add_argument("--json", action="store_true", help="shards, inspect: print JSON")
+                        help="serve (default), shards, inspect, dump or check")
+    parser.add_argument("target", nargs="?", help="inspect, dump: DOMAIN/QUEUE")
+    parser.add_argument("--json", action="store_true", help="shards, inspect, check: print JSON")
+    # Validated by `dump` itself (integers >= 1), for a one-line message.
+    parser.add_argument("--from", dest="from_", metavar="N",
+                        help="dump: from position N (default: the first retained)")
+    parser.add_argument("--limit", metavar="M", help="dump: at most M messages (default: all)")
     return parser
 
 

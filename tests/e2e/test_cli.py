@@ -1,8 +1,9 @@
-"""`gortms shards` and `gortms inspect`, run as commands against a real broker's data dir."""
+"""`gortms shards`, `inspect`, `dump` and `check`, run against a real broker's data dir."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -258,3 +259,195 @@ def test_inspect_warns_when_the_queues_domain_has_no_catalog_record():
 def test_inspect_does_not_take_an_earlier_domain_incarnations_queue_for_the_current_one():
     with pytest.raises(QueueNotFound, match=r"leftover of an earlier domain 'shop' \(epoch 1\)"):
         find_queue(_store_with_queue(epoch=1), "shop", "orders", {"epoch": 2})
+
+
+# --- gortms dump --------------------------------------------------------------------------------
+
+
+def dump_lines(data_dir: Path, *args: str) -> list[dict]:
+    result = gortms(data_dir, "dump", *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("\n") or not result.stdout
+    return [orjson.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_dump_prints_a_running_brokers_messages_as_the_api_delivers_them(
+        shared_broker: Broker):
+    domain = unique("dump")
+    queue = f"/api/domains/{domain}/queues/q"
+    with shared_broker.client() as api:
+        assert api.post("/api/domains", json={"name": domain}).status_code == 201
+        assert api.post(f"/api/domains/{domain}/queues", json={"name": "q"}).status_code == 201
+        for n in range(3):
+            assert api.post(f"{queue}/messages", json={"n": n, "text": "é"}).status_code == 201
+        assert api.post(f"{queue}/consumer-groups", json={"groupId": "g"}).status_code == 201
+        delivered = api.get(f"{queue}/consumer-groups/g/messages",
+                            params={"count": 10, "consumer": "c"}).json()["messages"]
+    dumped = dump_lines(shared_broker.data_dir, f"{domain}/q")
+    assert [m["position"] for m in dumped] == [1, 2, 3]
+    assert dumped == [{k: v for k, v in m.items() if k != "deliveryCount"} for m in delivered]
+    assert list(dumped[0]) == ["position", "timestamp", "id", "headers", "payload"]
+
+
+def test_dump_reads_a_stopped_brokers_queue_from_a_position_and_up_to_a_limit(
+        stopped_broker: StoppedBroker):
+    target = f"{stopped_broker.domain}/orders"
+    everything = dump_lines(stopped_broker.data_dir, target)
+    assert [(m["position"], m["id"], m["payload"]) for m in everything] == [
+        (n + 1, stopped_broker.ids[n], {"n": n}) for n in range(5)]
+    some = dump_lines(stopped_broker.data_dir, target, "--from", "2", "--limit", "2")
+    assert some == everything[1:3]
+    assert dump_lines(stopped_broker.data_dir, target, "--from", "5", "--limit", "9") == \
+        everything[4:]
+    assert dump_lines(stopped_broker.data_dir, target, "--from", "6") == []
+
+
+def test_dump_reads_in_pages_of_positions(stopped_broker: StoppedBroker,
+                                          monkeypatch: pytest.MonkeyPatch):
+    from gortms.datadir import Layout
+    from shard import dump
+
+    monkeypatch.setattr(dump, "PAGE", 2)
+    layout = Layout(str(stopped_broker.data_dir))
+    with dump.open_queue(layout, stopped_broker.domain, "orders") as (store, queue, warnings):
+        pages = list(dump.pages(store, queue, None, None))
+        limited = list(dump.pages(store, queue, 2, 3))
+    assert warnings == []
+    assert [page.count(b"\n") for page in pages] == [2, 2, 1]
+    assert [orjson.loads(line)["position"] for line in b"".join(limited).splitlines()] == [
+        2, 3, 4]
+
+
+@pytest.mark.parametrize("option", [["--from", "0"], ["--limit", "x"], ["--limit", "-1"],
+                                    ["--from", "1.5"]])
+def test_dump_options_must_be_integers_of_at_least_1(stopped_broker: StoppedBroker,
+                                                     option: list[str]):
+    result = gortms(stopped_broker.data_dir, "dump", f"{stopped_broker.domain}/orders", *option)
+    assert result.returncode == 2
+    assert result.stderr == f"gortms dump: {option[0]} must be an integer >= 1, got " \
+                            f"'{option[1]}'\n"
+    assert result.stdout == ""
+
+
+def test_dump_of_an_unknown_queue_exits_1(stopped_broker: StoppedBroker):
+    result = gortms(stopped_broker.data_dir, "dump", f"{stopped_broker.domain}/nope")
+    assert result.returncode == 1
+    assert f"queue 'nope' not found in domain '{stopped_broker.domain}'" in result.stderr
+    assert result.stdout == ""
+    unknown = gortms(stopped_broker.data_dir, "dump", "nowhere/orders")
+    assert unknown.returncode == 1 and "no domain 'nowhere' in the catalog" in unknown.stderr
+
+
+# --- gortms check -------------------------------------------------------------------------------
+
+
+def test_check_finds_no_problem_beside_a_running_broker(shared_broker: Broker):
+    domain = unique("check")
+    with shared_broker.client() as api:
+        _fill(api, domain)
+        # Written without the WAL: a read-only open does not see what is still in memory,
+        # which the check must not take for missing messages.
+        assert api.post(f"/api/domains/{domain}/queues", json={
+            "name": "volatile", "config": {"isPersistent": False}}).status_code == 201
+        for n in range(3):
+            assert api.post(f"/api/domains/{domain}/queues/volatile/messages",
+                            json={"n": n}).status_code == 201
+    result = gortms(shared_broker.data_dir, "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2].split() == ["shard", "queues", "groups", "problems"]
+    assert [row.split()[0] for row in lines[3:5]] == ["0", "1"]
+    assert all(row.split()[3] == "0" for row in lines[3:5])
+    assert lines[-1] == "no problems found"
+
+
+def test_check_finds_no_problem_in_a_stopped_brokers_data_dir(stopped_broker: StoppedBroker):
+    result = gortms(stopped_broker.data_dir, "check", "--json")
+    assert result.returncode == 0, result.stdout
+    report = orjson.loads(result.stdout)
+    assert report["problemCount"] == 0 and report["shardCount"] == 2
+    assert sum(s["queues"] for s in report["shards"]) == 1
+    assert sum(s["groups"] for s in report["shards"]) == 2
+
+
+def _corrupt(stopped_broker: StoppedBroker, tmp_path: Path, *keys) -> Path:
+    """A copy of the stopped broker's data dir with `keys(qid)` deleted from the queue's
+    shard."""
+    import shutil
+
+    from gortms.datadir import Layout
+    from shard.rocks import RocksStore
+
+    report = gortms_json(stopped_broker.data_dir, "inspect", f"{stopped_broker.domain}/orders")
+    qid, shard = report["queue"]["qid"], report["shard"]
+    copy = tmp_path / "copy"
+    # (Without run/: its sockets cannot be copied, and nothing here reads it.)
+    shutil.copytree(stopped_broker.data_dir, copy, ignore=shutil.ignore_patterns("run"))
+    path = Layout(str(copy)).shard_dir(shard)
+    assert os.path.isdir(path)
+    store = RocksStore(path)
+    try:
+        batch = store.batch()
+        for key in keys:
+            batch.delete(key(qid))
+        store.write(batch, sync=True)
+    finally:
+        store.close()
+    return copy
+
+
+def _problems(data_dir: Path) -> list[str]:
+    result = gortms(data_dir, "check")
+    assert result.returncode == 1, result.stdout + result.stderr
+    table = gortms(data_dir, "check", "--json")
+    assert table.returncode == 1
+    report = orjson.loads(table.stdout)
+    problems = [p for s in report["shards"] for p in s["problems"]]
+    assert report["problemCount"] == len(problems) > 0
+    lines = [line for line in result.stdout.splitlines() if re.match(r"shard \d+: ", line)]
+    assert len(lines) == len(problems)
+    return lines
+
+
+def test_check_reports_a_deleted_message_and_exits_1(stopped_broker: StoppedBroker,
+                                                     tmp_path: Path):
+    from shard.store import message_prefix, pos_bytes
+
+    copy = _corrupt(stopped_broker, tmp_path, lambda qid: message_prefix(qid) + pos_bytes(2))
+    [problem] = _problems(copy)
+    assert f"queue {stopped_broker.domain}/orders: counters say 5 messages" in problem
+    assert "4 (" in problem and "(key L\\x00" in problem
+
+
+def test_check_reports_a_deleted_queue_record_and_exits_1(stopped_broker: StoppedBroker,
+                                                          tmp_path: Path):
+    from shard.store import queue_key
+
+    copy = _corrupt(stopped_broker, tmp_path, queue_key)
+    problems = _problems(copy)
+    assert any(f"name index entry {stopped_broker.domain}/orders points to qid" in p
+               and "which has no (readable) queue record" in p for p in problems)
+    for what in ("message chunk keys", "counters key", "consumer group keys", "cursor keys",
+                 "lease key", "redelivery key"):
+        assert any(what in p and "which has no queue record" in p for p in problems), \
+            (what, problems)
+
+
+def test_check_reports_a_groups_leftover_records_and_exits_1(stopped_broker: StoppedBroker,
+                                                            tmp_path: Path):
+    from shard.store import group_key
+
+    copy = _corrupt(stopped_broker, tmp_path, lambda qid: group_key(qid, "workers"))
+    problems = _problems(copy)
+    owner = f"group {stopped_broker.domain}/orders/workers, which has no group record"
+    assert {p.split(": ", 1)[1].split("  (key ")[0] for p in problems} == {
+        # Two fetches (two leases), an ack (a delta record), a nack then a redelivery.
+        f"1 cursor key of {owner}", f"1 ack delta key of {owner}",
+        f"1 redelivery key of {owner}", f"2 lease keys of {owner}"}
+
+
+def test_check_of_a_data_dir_without_a_broker_exits_1(tmp_path: Path):
+    result = gortms(tmp_path, "check")
+    assert result.returncode == 1
+    assert "no cluster.json" in result.stderr
+    assert gortms(tmp_path, "check", "shop/orders").returncode == 2
