@@ -131,8 +131,9 @@ class Supervisor:
         self._prepare_socket_dir(self.layout.socket_dir())
         if settings.http.tls and not settings.http.cert_file:
             ensure_certificate(self.layout.tls_dir)
-        if settings.security.enable_authentication:
-            ensure_secrets(self.layout, settings.http.jwt.secret)
+        # Also with authentication off: login and service accounts work the same (the seed's
+        # examples), and their tokens and secrets hold once authentication is turned on.
+        ensure_secrets(self.layout, settings.http.jwt.secret)
         settings_json = to_json(settings)
         endpoints = [self.layout.endpoints(i) for i in range(count)]
         self.shards = [Child("shard", i, ["--index", str(i)], settings_json)

@@ -566,3 +566,20 @@ def test_a_data_dir_moved_elsewhere_keeps_its_users_and_service_secrets(tmp_path
             assert api.get(queue, headers=sign(service, "GET", queue)).status_code == 200
     finally:
         assert second.stop() == 0
+
+
+def test_the_seeds_bootstrap_and_login_examples_work_with_authentication_off(broker_factory):
+    broker = broker_factory()
+    with broker.client() as api:
+        created = api.post("/api/auth/bootstrap", json={
+            "username": "admin", "password": "secure_password",
+            "email": "[email protected]"})  # as the seed README shows it
+        assert created.status_code == 201, created.text
+        login = api.post("/api/auth/login",
+                         json={"username": "admin", "password": "secure_password"})
+        assert login.status_code == 200, login.text
+        claims = jwt.decode(login.json()["token"], options={"verify_signature": False})
+        assert claims["username"] == "admin" and claims["role"] == "admin"
+        service = api.post("/api/services", json={"name": "svc", "permissions": ["*"]})
+        assert service.status_code == 201 and service.json()["secret"]
+    assert (broker.data_dir / "secrets" / "jwt.secret").exists()
