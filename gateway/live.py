@@ -141,9 +141,6 @@ class LiveHub:
         if not feed.observers and not feed.joining:
             self._close(feed)
 
-    def watched(self) -> int:
-        return sum(len(feed.observers) for feed in self.feeds.values())
-
     async def _open(self, feed: Feed) -> None:
         record = await self.gw.catalog.domain(feed.domain)
         self.gw.shards.subscribe_live(feed.topic)

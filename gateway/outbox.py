@@ -68,7 +68,7 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class Outbox:
-    __slots__ = ("send", "limit", "proto", "dropped", "sent_live", "closed", "_queue",
+    __slots__ = ("send", "limit", "proto", "dropped", "closed", "_queue",
                  "_queued_bytes", "_wake", "_writer", "_lag_timer", "flusher", "_live",
                  "_live_bytes")
 
@@ -81,7 +81,6 @@ class Outbox:
         proto = getattr(send, "__self__", None)
         self.proto = proto if isinstance(proto, WebSocketsSansIOProtocol) else None
         self.dropped = 0  # live frames dropped and not reported yet
-        self.sent_live = 0
         self.closed = False
         self._queue: collections.deque[bytes] = collections.deque()  # ASGI path only
         self._queued_bytes = 0
@@ -129,7 +128,6 @@ class Outbox:
         else:
             for frame in frames:
                 self._write(frame)
-        self.sent_live += len(frames)
 
     def flush_live(self) -> None:
         """Write the live frames buffered since the last flush, in one write."""
