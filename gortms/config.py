@@ -122,6 +122,13 @@ KEYS: tuple[Key, ...] = (
         "A child that has not answered a ping for this long is killed and restarted."),
     Key("supervisor.stopTimeout", "duration", "15s",
         "How long each stage of shutdown (gateways, then shards) may take before SIGKILL."),
+    Key("monitoring.interval", "duration", "5s",
+        "How often every process samples its CPU, memory, threads and open files, and "
+        "gateway workers and the supervisor report to the catalog shard (/api/resources, "
+        "/metrics: other workers' HTTP figures are this old at most)."),
+    Key("monitoring.historySize", "int", 720,
+        "Resource samples kept per process for /api/resources/history (720 at 5s: an hour).",
+        low=1, high=100_000),
 )
 
 # Environment variables that are not settings.
@@ -284,6 +291,12 @@ class SupervisorSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitoringSettings:
+    interval: float = 5.0
+    history_size: int = 720
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     general: GeneralSettings = field(default_factory=GeneralSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
@@ -293,6 +306,7 @@ class Settings:
     shards: ShardSettings = field(default_factory=ShardSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     @property
     def data_dir(self) -> str:

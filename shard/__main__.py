@@ -20,6 +20,7 @@ from gortms.partition import shard_for
 from gortms.lifecycle import child_parser, start_child, tune_gc
 from shard import loader
 from shard.disk import DiskGuard
+from shard.monitor import Monitor
 from shard.rocks import RocksStore
 from shard.server import READS, ShardServer
 from shard.state import Limits, ShardState
@@ -39,13 +40,15 @@ def main(argv: list[str] | None = None) -> int:
                     max_pending_per_group=settings.shards.max_pending_per_group,
                     recent_cache_bytes=settings.storage.recent_cache_bytes)
     path = layout.shard_dir(args.index)
+    monitor = Monitor(args.index, float(settings.monitoring.interval),
+                      settings.monitoring.history_size)
     disk = DiskGuard(args.index, path if os.path.isdir(path) else settings.data_dir,
                      settings.storage.min_free_bytes)
 
     def open_state(read_only: bool) -> ShardState:
         store = RocksStore(path, read_only=read_only)
         try:
-            state = ShardState(args.index, store, limits, disk)
+            state = ShardState(args.index, store, limits, disk, monitor)
             loader.load(state)
         except BaseException:
             with contextlib.suppress(StorageError):

@@ -19,6 +19,7 @@ import logging
 from collections import deque
 
 from gortms.models import CircuitBreakerConfig
+from shard.events import EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,12 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 
 class Circuit:
-    __slots__ = ("config", "name", "state", "outcomes", "failures", "opened_ms", "trials",
+    __slots__ = ("config", "where", "state", "outcomes", "failures", "opened_ms", "trials",
                  "successes", "transitions")
 
-    def __init__(self, config: CircuitBreakerConfig, name: str) -> None:
+    def __init__(self, config: CircuitBreakerConfig, where: tuple[str, str, str]) -> None:
         self.config = config
-        self.name = name  # domain/queue/group, for the log
+        self.where = where  # (domain, queue, group), for the log and the events
         self.state = CLOSED
         self.outcomes: deque[bool] = deque(maxlen=max(1, config.minimum_requests))
         self.failures = 0  # among `outcomes`
@@ -81,7 +82,12 @@ class Circuit:
             self._move(OPEN, now_ms)
 
     def _move(self, state: str, now_ms: int) -> None:
-        log.info("circuit of %s: %s -> %s", self.name, self.state, state)
+        name = "/".join(self.where)
+        log.info("circuit of %s: %s -> %s", name, self.state, state)
+        domain, queue, group = self.where
+        EVENTS.add(f"circuit_{state.replace('-', '_')}",
+                   f"circuit breaker of group {name}: {self.state} -> {state}",
+                   "warning" if state == OPEN else "info", domain, queue, group)
         self.state = state
         self.transitions += 1
         if state == OPEN:

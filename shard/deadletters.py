@@ -21,6 +21,7 @@ import orjson
 from gortms.models import QueueConfig
 from gortms.partition import DLQ_SUFFIX
 from gortms.protocol import encode_message, record_to_dict, ts_bytes
+from shard.events import EVENTS
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.state import ShardState
@@ -71,6 +72,10 @@ def move(state: ShardState, group: GroupState) -> int:
     if moved:
         dlq.append(state.turn, state.recent, ts_bytes(state.now_ms), moved)
         state.published.add(dlq)
+        queue.dead_lettered += len(moved)
+        EVENTS.add("dead_lettered", f"{len(moved)} messages of {queue.domain}/{queue.name} "
+                   f"(group {group.name}) moved to {dlq.name} after their retries", "warning",
+                   queue.domain, queue.name, group.name)
         log.info("%d messages of %s/%s (group %s) moved to %s after their retries",
                  len(moved), queue.domain, queue.name, group.name, dlq.name)
     state.turn.changed(group)  # the moves are durable with the turn: the group's acks too

@@ -118,7 +118,8 @@ class GroupState:
     __slots__ = ("queue", "name", "ack_mode", "ttl", "start", "created_ms", "last_active_ms",
                  "position", "acks", "pending", "by_id", "due", "deadlines", "delayed",
                  "consumers", "registered", "waiters", "leases", "next_lease", "dead",
-                 "circuit", "expired", "deltas", "next_delta", "base_json", "compact")
+                 "circuit", "expired", "deltas", "next_delta", "base_json", "compact",
+                 "delivered", "redelivered", "acked", "nacked", "timeouts")
 
     def __init__(self, queue: QueueState, spec: GroupSpec, created_ms: int, position: int,
                  registered: list[str] | None = None) -> None:
@@ -144,6 +145,8 @@ class GroupState:
         # Failed past maxRetries this turn: (position, reason), for the caller to dead-letter.
         self.dead: list[tuple[int, str | None]] = []
         self.expired = 0  # messages the queue's ttl deleted before this group acked them
+        # Outcomes since the shard started, for /metrics (shard/figures.py).
+        self.delivered = self.redelivered = self.acked = self.nacked = self.timeouts = 0
         # Ack deltas (see persist): the records written since the last compaction, as
         # (number, end of the last run), the next number, and the ranges the cursor holds.
         self.deltas: deque[tuple[int, int]] = deque()
@@ -152,7 +155,7 @@ class GroupState:
         self.compact = False
         config = queue.config
         self.circuit = Circuit(config.circuit_breaker_config,
-                               f"{queue.domain}/{queue.name}/{self.name}") \
+                               (queue.domain, queue.name, self.name)) \
             if config.circuit_breaker_enabled else None
         self.consumers: dict[str, int] = {}  # consumer -> last seen (ms)
         self.registered: list[str] = list(registered or [])
@@ -263,6 +266,9 @@ class GroupState:
         turn.changed(self, lazy=True)
         if circuit is not None:
             circuit.delivered(len(out))
+        self.delivered += len(out)
+        if out:
+            self.queue.last_active_ms = now_ms
         return out
 
     def _redeliver(self, store: Store, turn: Turn, consumer: str, max_count: int,
@@ -284,6 +290,7 @@ class GroupState:
                 self.settle(pos, turn)
                 continue
             entry.delivery_count += 1
+            self.redelivered += entry.delivery_count > 1
             entry.consumer = consumer
             entry.deadline_ms = deadline
             entry.state = INFLIGHT
@@ -439,6 +446,7 @@ class GroupState:
         queues), so an acknowledged ack survives a crash."""
         self.last_active_ms = now_ms
         found, unknown = self._resolve(ids, positions)
+        self.acked += len(found)
         for pos in found:
             self.settle(pos, turn)
         if self.circuit is not None:
@@ -455,6 +463,7 @@ class GroupState:
         for its redelivery only moves its time."""
         self.last_active_ms = now_ms
         found, unknown = self._resolve(ids, positions)
+        self.nacked += len(found)
         for pos in found:
             entry = self.pending[pos]
             if entry.state == INFLIGHT:
@@ -538,6 +547,7 @@ class GroupState:
                 # A stale entry (acked, nacked, extended or delivered again since) moved on.
                 if entry is not None and entry.state == INFLIGHT \
                         and entry.deadline_ms == deadline:
+                    self.timeouts += 1
                     self._fail(pos, entry, now_ms, turn, None, "ack timeout")
                     became_due |= entry.state == DUE
         return self.promote_delayed(now_ms) or became_due

@@ -38,7 +38,8 @@ from gortms.schema import check_schema
 from shard.groups import GroupState
 from shard.queues import QueueState
 from shard.state import ShardState
-from shard import deadletters, retention
+from shard import deadletters, figures, retention
+from shard.events import EVENTS, capacity
 from shard.store import domain_key, drop_group
 
 Handler = Callable[[ShardState, Any], Reply | bytes]
@@ -94,6 +95,7 @@ def domain_create(state: ShardState, req: DomainCreate) -> DomainRecord:
     state.domains[req.name] = record
     state.turn.put(domain_key(req.name), msgspec.json.encode(record))
     state.catalog_events.append(_domain_event(req.name))
+    EVENTS.add("domain_created", f"domain {req.name} created", domain=req.name)
     return record
 
 
@@ -121,6 +123,7 @@ def domain_delete(state: ShardState, req: DomainDelete) -> DomainRecord:
     del state.domains[req.name]
     state.turn.delete(domain_key(req.name))
     state.catalog_events.append(_domain_event(req.name, deleted=True))
+    EVENTS.add("domain_deleted", f"domain {req.name} deleted", domain=req.name)
     return record
 
 
@@ -193,6 +196,7 @@ def publish(state: ShardState, req: Publish) -> Published | bytes:
     state.disk.check_adds()
     records = req.records
     retention.make_room(state, queue, len(records))
+    before = queue.count
     # A repeat must answer with the original ids, which the gateway generated: read them
     # before anything is staged, so a malformed record fails the publish, not the turn.
     message_ids = None if key is None else _ids_of(records)
@@ -201,6 +205,10 @@ def publish(state: ShardState, req: Publish) -> Published | bytes:
     if due_ms > state.now_ms:
         queue.schedule(first, len(records), due_ms, state.turn)
     state.published.add(queue)
+    state.monitor.published += len(records)
+    queue.last_active_ms = state.now_ms
+    if queue.count * 4 >= queue.config.max_size * 3:  # 75 %: perhaps a level crossed
+        capacity(queue.domain, queue.name, before, queue.count, queue.config.max_size)
     if state.watched and (queue.domain, queue.name) in state.watched:
         state.live_events.append(LiveMessages(domain=queue.domain, queue=queue.name,
                                               first=first, ts_ms=state.now_ms,
@@ -253,6 +261,9 @@ def create_group(state: ShardState, queue: QueueState, spec: GroupSpec) -> Group
     group = GroupState(queue, spec, state.now_ms, resolve_start(state, queue, spec.start))
     queue.groups[spec.group_id] = group
     group.write_record(state.turn)
+    EVENTS.add("group_created", f"consumer group {spec.group_id} created on "
+               f"{queue.domain}/{queue.name}", domain=queue.domain, queue=queue.name,
+               group=spec.group_id)
     return group
 
 
@@ -277,6 +288,10 @@ def group_list_all(state: ShardState, req: GroupListAll) -> Groups:
 def group_delete(state: ShardState, req: GroupDelete) -> Deleted:
     group = group_of(state, req)
     delete_group(state, group)
+    queue = group.queue
+    EVENTS.add("group_deleted", f"consumer group {group.name} deleted from "
+               f"{queue.domain}/{queue.name}", domain=queue.domain, queue=queue.name,
+               group=group.name)
     return Deleted(deleted=group.name)
 
 
@@ -474,3 +489,4 @@ HANDLERS: dict[type[Request], Handler] = {
     RecordsWrite: records_write,
     ReplayCheck: replay_check,
 }
+HANDLERS.update(figures.HANDLERS)  # the monitoring operations (shard/figures.py)

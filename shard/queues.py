@@ -24,7 +24,8 @@ MAX_DEDUP_KEYS = 100_000
 class QueueState:
     __slots__ = ("qid", "domain", "name", "epoch", "config", "created_ms", "first", "last",
                  "count", "bytes", "groups", "dedup", "message_prefix", "tail", "staged",
-                 "chunk_cache", "durable", "expired", "scheduled", "schedules")
+                 "chunk_cache", "durable", "expired", "scheduled", "schedules", "dead_lettered",
+                 "last_active_ms")
 
     def __init__(self, qid: int, domain: str, name: str, epoch: int, config: QueueConfig,
                  created_ms: int) -> None:
@@ -42,6 +43,8 @@ class QueueState:
         self.count = 0
         self.bytes = 0
         self.expired = 0  # messages deleted by `ttl` (shard/retention.py)
+        self.dead_lettered = 0  # moved to {q}.dlq since the shard started (metrics)
+        self.last_active_ms = 0  # last publish or delivery since the shard started (stats)
         # Delayed delivery: position -> when groups may have it (Deliver-At, Delay), and a
         # heap of the (due time, first position, count) runs, to forget them once due.
         self.scheduled: dict[int, int] = {}

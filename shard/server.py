@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 import signal
+from time import perf_counter
 from typing import Any, Callable, NoReturn
 
 import zmq
@@ -39,9 +40,11 @@ from gortms.protocol import (Cancel, Deliveries, DomainGet, DomainList, DomainSt
                              QueueGet, QueueList, Request, ShardInfoGet, decode_request,
                              decode_requests, encode_event, encode_replies, failed, ok, Browse,
                              Watch, encode_live, parse_live_topic, RecordsRead, ReplayCheck,
-                             ReplayChecked, Replay, Publish, Ack, Settle)
+                             ReplayChecked, Replay, Publish, Ack, Settle, MetricsGet, Report,
+                             ResourcesGet, StatsGet)
 from shard import deadletters, handlers, retention
 from shard.circuit import OPEN
+from shard.events import EVENTS
 from shard.groups import Delivery, GroupState, Waiter
 from shard.state import ShardState
 
@@ -60,8 +63,9 @@ ReplyItem = tuple[int, str, Any]
 # What a shard whose store failed still answers from its read-only open: the rest would write.
 READS = frozenset({Ping, ShardInfoGet, DomainGet, DomainList, DomainStatsGet, QueueGet, QueueList,
                    GroupGet, GroupList, GroupListAll, PendingGet, Cancel, Watch, Browse,
-                   RecordsRead, ReplayCheck})
-NO_STORE = frozenset({Ping, Cancel, ReplayCheck})  # ... and when not even that open succeeded
+                   RecordsRead, ReplayCheck, StatsGet, ResourcesGet, MetricsGet, Report})
+# ... and when not even that open succeeded
+NO_STORE = frozenset({Ping, Cancel, ReplayCheck, Report})
 # Opens the store (read-only or not) and loads a ShardState from it; raises StorageError.
 Opener = Callable[[bool], ShardState]
 
@@ -171,6 +175,7 @@ class ShardServer:
             self._schedule_turn()
 
     def _process(self, messages: list[list[bytes]]) -> None:
+        started = perf_counter()
         state = self.state
         # Never backwards (a clock step): records are stamped with it, and replay by time and
         # ttl expiry find positions by a binary search over the stamps.
@@ -180,6 +185,7 @@ class ShardServer:
         denied = self.denied
         replies: dict[bytes, list[ReplyItem]] = {}
         fetches: list[tuple[bytes, int, Fetch]] = []
+        kinds: dict[type, int] = {}  # requests per operation, for the latency histograms
         for message in messages:
             if len(message) != 2:
                 log.warning("dropping a malformed message of %d frames", len(message))
@@ -201,6 +207,7 @@ class ShardServer:
                     out.append(failed(rid, BadRequest(str(exc))))
                     continue
                 kind = type(request)
+                kinds[kind] = kinds.get(kind, 0) + 1
                 if kind in SIGNABLE and request.replay is not None:  # type: ignore[attr-defined]
                     try:
                         self._check_signature(request.replay)  # type: ignore[attr-defined]
@@ -237,6 +244,7 @@ class ShardServer:
                        for identity, items in replies.items()}
         self._announce()  # before the replies: a client's next request should meet fresh caches
         self._send_all(replies)
+        state.monitor.turn_done(kinds, perf_counter() - started)
         self._send_live()
         self._after_commit()
         self._schedule_flush()
@@ -257,7 +265,10 @@ class ShardServer:
             state.turn = state.new_turn()
             return True
         try:
-            if turn.commit(defer_lazy) is not None:
+            writes = turn.logged.len() + turn.unlogged.len()
+            synced = turn.commit(defer_lazy)
+            if synced is not None:
+                state.monitor.committed(writes, synced)
                 state.turn = state.new_turn()
                 ranges = turn.deleted_ranges if self.disk.low else []
                 if state.reclaim:
@@ -465,6 +476,7 @@ class ShardServer:
             group, created = self._fetch_group(request)
             deliveries = group.deliver(state.store, state.turn, request.consumer, request.max,
                                        state.now_ms, state.limits.max_pending_per_group)
+            state.monitor.consumed += len(deliveries)
             state.track_timers(group)
             circuit = group.circuit
             if deliveries or request.timeout_ms == 0 or (
@@ -531,6 +543,7 @@ class ShardServer:
             if not deliveries:
                 group.waiters.appendleft(waiter)
                 break
+            state.monitor.consumed += len(deliveries)
             self._finish(waiter, deliveries)
         while group.waiters and group.waiters[0].done:
             group.waiters.popleft()
@@ -576,6 +589,7 @@ class ShardServer:
         state = self.state
         state.now_ms = max(now_ms(), state.now_ms)
         self.disk.refresh()
+        state.monitor.tick(state.now_ms, self._disk_bytes)
         if self.only is not None:  # read-only: no timer may write; try to recover
             self._recover()
             self._check_readable()
@@ -594,6 +608,12 @@ class ShardServer:
             self._after_commit()
         self._check_readable()
 
+    def _disk_bytes(self) -> int:
+        try:
+            return self.state.store.stats()["diskBytes"]
+        except (StorageError, OSError):
+            return -1
+
     def _sweep(self) -> None:
         state = self.state
         for queue in list(state.queues.values()):
@@ -607,6 +627,10 @@ class ShardServer:
                         not w.done for w in group.waiters):
                     log.info("consumer group %s/%s/%s expired after %.0fs unused", queue.domain,
                              queue.name, group.name, idle_ms / 1000)
+                    EVENTS.add("group_expired", f"consumer group {group.name} of "
+                               f"{queue.domain}/{queue.name} expired after "
+                               f"{idle_ms / 1000:.0f}s unused", domain=queue.domain,
+                               queue=queue.name, group=group.name)
                     handlers.delete_group(state, group)
 
 

@@ -14,7 +14,9 @@ from gortms.errors import QueueNotFound
 from gortms.models import now_ms
 from gortms.protocol import CatalogEvent, DomainRecord, LiveHello, LiveMessages
 from shard.disk import DiskGuard
+from shard.events import EVENTS
 from shard.groups import GroupState
+from shard.monitor import Monitor
 from shard.queues import QueueState
 from shard.recent import Recent
 from shard.records import RecordStore, ReplayCache
@@ -33,12 +35,13 @@ class Limits:
 
 class ShardState:
     def __init__(self, index: int, store: Store, limits: Limits,
-                 disk: DiskGuard | None = None) -> None:
+                 disk: DiskGuard | None = None, monitor: Monitor | None = None) -> None:
         self.index = index
         self.store = store
         self.limits = limits
         # Outlives the state: a store reopened after a failure gets a new ShardState.
         self.disk = disk if disk is not None else DiskGuard(index, None, SpaceLimit())
+        self.monitor = monitor if monitor is not None else Monitor(index)  # outlives it too
         self.queues: dict[tuple[str, str], QueueState] = {}
         self.domains: dict[str, DomainRecord] = {}  # the catalog (on the catalog shard)
         self.next_qid = 1
@@ -102,6 +105,8 @@ class ShardState:
             return
         queue.create(self.turn)
         self.turn.put(name_key(queue.domain, queue.name), queue.qid.to_bytes(4, "big"))
+        EVENTS.add("queue_created", f"queue {queue.domain}/{queue.name} created",
+                   domain=queue.domain, queue=queue.name)
         self.catalog_events.append(CatalogEvent(kind="queue", domain=queue.domain,
                                                 queue=queue.name))
 
@@ -113,6 +118,8 @@ class ShardState:
         self.recent.drop(queue.qid)
         drop_queue(self.turn, queue.qid, queue.domain, queue.name)
         self.published.discard(queue)
+        EVENTS.add("queue_deleted", f"queue {queue.domain}/{queue.name} deleted",
+                   domain=queue.domain, queue=queue.name)
         self.catalog_events.append(CatalogEvent(kind="queue", domain=queue.domain,
                                                 queue=queue.name, deleted=True))
 

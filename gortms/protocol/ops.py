@@ -534,7 +534,11 @@ class ReplayCheck(Request, tag="replay_check"):
     guards: int = 0
 
 
+# The monitoring operations live in their own module (monitor.py), which builds on this one.
+from gortms.protocol.monitor import MetricsGet, Report, ResourcesGet, StatsGet  # noqa: E402
+
 AnyRequest = Union[
+    StatsGet, ResourcesGet, MetricsGet, Report,
     Ping, ShardInfoGet, DomainCreate, DomainGet, DomainList, DomainDelete, DomainDrop,
     DomainStatsGet, GroupListAll, QueueList, QueueCreate, QueueGet, QueueDelete, Publish,
     GroupCreate, GroupList, GroupGet, GroupDelete, GroupSeek, GroupTtl, ConsumerAdd,

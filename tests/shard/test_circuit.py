@@ -16,7 +16,7 @@ CONFIG = CircuitBreakerConfig(error_threshold=0.5, success_threshold=2, minimum_
 
 
 def opened() -> Circuit:
-    circuit = Circuit(CONFIG, "d/q/g")
+    circuit = Circuit(CONFIG, ("d", "q", "g"))
     for success in (True, False, True, False):
         circuit.record(success, T0)
     assert circuit.state == OPEN
@@ -24,7 +24,7 @@ def opened() -> Circuit:
 
 
 def test_closed_lets_everything_through_until_minimum_requests_show_the_error_rate() -> None:
-    circuit = Circuit(CONFIG, "d/q/g")
+    circuit = Circuit(CONFIG, ("d", "q", "g"))
     assert circuit.allowance(T0) is None
     for _ in range(3):
         circuit.record(False, T0)  # three failures: under minimumRequests, still closed
@@ -34,7 +34,7 @@ def test_closed_lets_everything_through_until_minimum_requests_show_the_error_ra
 
 
 def test_the_error_rate_is_over_the_last_minimum_requests_outcomes() -> None:
-    circuit = Circuit(CONFIG, "d/q/g")
+    circuit = Circuit(CONFIG, ("d", "q", "g"))
     for success in [False] * 1 + [True] * 20 + [False]:
         circuit.record(success, T0)
     assert circuit.state == CLOSED  # 1 of the last 4 failed
@@ -86,7 +86,7 @@ def test_outcomes_while_open_are_late_ones_and_change_nothing() -> None:
 def test_thresholds_at_the_ends_of_their_range(threshold: float) -> None:
     config = CircuitBreakerConfig(error_threshold=threshold, success_threshold=1,
                                   minimum_requests=2, open_timeout=Duration(1.0))
-    circuit = Circuit(config, "d/q/g")
+    circuit = Circuit(config, ("d", "q", "g"))
     circuit.record(True, T0)
     circuit.record(True, T0)
     assert circuit.state == (OPEN if threshold == 0.0 else CLOSED)

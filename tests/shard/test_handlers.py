@@ -19,6 +19,8 @@ from gortms.errors import (ConsumerNotFound, DomainExists, DomainNotFound, Gortm
                            GroupExists, GroupNotFound, InvalidParameter, QueueExists,
                            QueueNotFound, Conflict, Unauthorized)
 from gortms.models import AckMode, GroupSpec, QueueConfig, format_ts
+from gortms.monitoring import Sampler
+from gortms.protocol import (MetricsGet, Report, ResourcesGet, StatsGet)
 from gortms.protocol import (Ack, Acked, AnyRequest, Cancel, CatalogEvent, ConsumerAdd,
                              ConsumerRemove, DomainCreate, DomainDelete, DomainDrop, DomainGet,
                              DomainList, DomainRecord, DomainStatsGet, Extend, Fetch,
@@ -184,6 +186,8 @@ def _sample(kind: type[Request]) -> Request:
         RecordsRead: RecordsRead(collection="users"),
         RecordsWrite: RecordsWrite(writes=[RecordWrite("users", "u1", b"{}")]),
         ReplayCheck: ReplayCheck(digest=b"d", signed_ms=T0, until_ms=T0 + 1000),
+        StatsGet: StatsGet(period_s=3600, granularity_s=300), ResourcesGet: ResourcesGet(limit=5),
+        MetricsGet: MetricsGet(), Report: Report(sample=Sampler("gateway", 0).sample()),
     }
     return samples[kind]
 
