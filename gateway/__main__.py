@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout(settings.data_dir)
     shards = ZmqShards([layout.endpoints(i) for i in range(args.shards)],
                        settings.gateway.request_timeout, settings.gateway.max_in_flight)
-    app = create_app(settings, shards, on_started=heartbeat(args.heartbeat_fd))
+    app = create_app(settings, shards, on_started=heartbeat(args.heartbeat_fd),
+                     worker=args.worker)
     sock = socket.socket(fileno=args.listen_fd)
     tls = {}
     if settings.http.tls:

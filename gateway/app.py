@@ -33,7 +33,10 @@ from gateway.credentials import ANONYMOUS, Credentials
 from gateway.guard import ADMIN, AUTHENTICATED, PUBLIC, READS, USER, Guard, Need, on
 from gateway.health import HealthApi
 from gateway.live import LiveHub
+from gateway.httpmetrics import HttpMetrics, measured
 from gateway.messages import MessagesApi
+from gateway.monitoring import MonitoringApi
+from gateway.reporter import Reporter
 from gateway.responses import (gortms_error_response, on_gortms_error, on_http_exception,
                                on_unexpected)
 from gateway.shards import Shards
@@ -77,7 +80,8 @@ def _guarded(guard: Guard, endpoint: Endpoint, need: Need) -> Endpoint:
 
 
 def routes(gw: Gateway, guard: Guard, messages: MessagesApi, groups: GroupsApi,
-           stream: StreamApi, users: UsersApi, services: ServicesApi) -> list[Route]:
+           stream: StreamApi, users: UsersApi, services: ServicesApi,
+           monitoring: MonitoringApi) -> list[Route]:
     health, domains = HealthApi(gw), DomainsApi(gw)
     manage, consume, publish = on("manage"), on("consume"), on("publish")
 
@@ -114,6 +118,13 @@ def routes(gw: Gateway, guard: Guard, messages: MessagesApi, groups: GroupsApi,
         r(G + "/consumers", POST=(groups.add_consumer, consume)),
         r(G + "/consumers/{consumer}", DELETE=(groups.remove_consumer, consume)),
         r("/api/consumer-groups", GET=(groups.list_all, AUTHENTICATED)),
+        # monitoring (gateway/monitoring.py)
+        r("/api/stats", GET=(monitoring.stats, AUTHENTICATED)),
+        r("/api/resources/current", GET=(monitoring.resources_current, AUTHENTICATED)),
+        r("/api/resources/history", GET=(monitoring.resources_history, AUTHENTICATED)),
+        r("/api/resources/domains/{domain}", GET=(monitoring.resources_domain, READS)),
+        r("/metrics", GET=(monitoring.metrics, PUBLIC if gw.settings.monitoring.public_metrics
+                           else AUTHENTICATED)),
         # people
         r("/api/auth/bootstrap", POST=(users.bootstrap, PUBLIC)),
         r("/api/auth/login", POST=(users.login, PUBLIC)),
@@ -139,8 +150,9 @@ class GatewayApp:
     WebSockets go straight to their own app (gateway/sockets.py)."""
 
     def __init__(self, entry: ASGIApp, router: Starlette, gateway: Gateway,
-                 sockets: SocketsApi) -> None:
+                 sockets: SocketsApi, metrics: HttpMetrics) -> None:
         self.entry = entry
+        self.metrics = metrics
         self.router = router
         self.sockets = sockets
         self.max_header_bytes = gateway.settings.http.max_header_bytes
@@ -199,11 +211,15 @@ class GatewayApp:
         if scope["type"] == "websocket":
             await self.sockets(scope, receive, send)  # type: ignore[arg-type]
             return
+        if scope["type"] == "http":
+            await measured(self.entry, self.metrics, scope, receive, send)
+            return
         await self.entry(scope, receive, send)
 
 
 def create_app(settings: Settings, shards: Shards,
-               on_started: Callable[[], Awaitable[Any]] | None = None) -> GatewayApp:
+               on_started: Callable[[], Awaitable[Any]] | None = None,
+               worker: int = 0) -> GatewayApp:
     gw = Gateway(settings, shards, Catalog(shards))
     messages, groups = MessagesApi(gw), GroupsApi(gw)
     accounts = Accounts(shards)
@@ -223,6 +239,9 @@ def create_app(settings: Settings, shards: Shards,
     sockets = SocketsApi(gw, hub, messages, guard)
     users = UsersApi(accounts, credentials, settings.http.max_body_bytes)
     services = ServicesApi(accounts, credentials.sealer, settings.http.max_body_bytes)
+    metrics = HttpMetrics()
+    reporter = Reporter(shards, metrics, worker, float(settings.monitoring.interval),
+                        lambda: len(sockets.connections))
 
     async def close_sockets_when_draining() -> None:
         await gw.draining.wait()
@@ -237,15 +256,18 @@ def create_app(settings: Settings, shards: Shards,
         hub.attach()
         sockets.attach()
         await shards.start()
+        reporter.start()
         closer = asyncio.ensure_future(close_sockets_when_draining())
         if on_started is not None:
             await on_started()
         yield
         closer.cancel()
+        reporter.stop()
         await shards.close()
 
     app = Starlette(
-        routes=routes(gw, guard, messages, groups, StreamApi(gw, hub), users, services),
+        routes=routes(gw, guard, messages, groups, StreamApi(gw, hub), users, services,
+                      MonitoringApi(gw, reporter)),
         exception_handlers={GortmsError: on_gortms_error, HTTPException: on_http_exception,
                             Exception: on_unexpected},
         lifespan=lifespan,
@@ -256,4 +278,4 @@ def create_app(settings: Settings, shards: Shards,
             entry, allow_origins=list(settings.http.cors.allowed_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"], allow_headers=["*"],
             expose_headers=["Retry-After"])
-    return GatewayApp(entry, app, gw, sockets)
+    return GatewayApp(entry, app, gw, sockets, metrics)

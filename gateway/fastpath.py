@@ -24,6 +24,7 @@ from gortms.errors import GortmsError
 from gateway.groups import GroupsApi
 from gateway.guard import Guard, on
 from gateway.messages import ConsumeQuery, MessagesApi
+from gateway.httpmetrics import ROUTE_KEY
 from gateway.params import check_declared_length, too_large
 from gateway.responses import gortms_error_response, internal_error_response
 
@@ -37,6 +38,10 @@ Handler = Callable[[list[str], Scope, Receive], Awaitable[tuple[Any, ...]]]
 
 
 PUBLISH, CONSUME = on("publish"), on("consume")
+_Q = "/api/domains/{domain}/queues/{queue}"
+_G = _Q + "/consumer-groups/{group}"
+_TEMPLATES = {"_publish": _Q + "/messages", "_publish_batch": _Q + "/messages/batch",
+              "_consume": _G + "/messages", "_ack": _G + "/ack", "_settle": _G + "/settle"}
 
 
 class FastPaths:
@@ -52,6 +57,7 @@ class FastPaths:
         if scope["type"] == "http":
             route = self._route(scope)
             if route is not None:
+                scope[ROUTE_KEY] = _TEMPLATES[route[0].__name__]  # for gateway/httpmetrics.py
                 await self._serve(route, scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -129,6 +129,9 @@ KEYS: tuple[Key, ...] = (
     Key("monitoring.historySize", "int", 720,
         "Resource samples kept per process for /api/resources/history (720 at 5s: an hour).",
         low=1, high=100_000),
+    Key("monitoring.publicMetrics", "bool", False,
+        "Serve /metrics without a credential when authentication is on (for a Prometheus "
+        "on a trusted network; the figures name every domain, queue and group)."),
 )
 
 # Environment variables that are not settings.
@@ -294,6 +297,7 @@ class SupervisorSettings:
 class MonitoringSettings:
     interval: float = 5.0
     history_size: int = 720
+    public_metrics: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ PERIODS = {"1h": 3600, "6h": 6 * 3600, "12h": 12 * 3600, "24h": 24 * 3600}
 GRANULARITIES = {"10s": 10, "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 SERIES_STEP_S = 10  # the shards' time series keeps one bucket per 10 s, for 24 h
 SERIES_BUCKETS = PERIODS["24h"] // SERIES_STEP_S
+WARNING_FILL, CRITICAL_FILL = 0.75, 0.90  # of a queue's maxSize: queueAlerts, capacity events
 
 
 class Histogram:
@@ -86,6 +87,7 @@ class Sampler:
         process = self.process
         with process.oneshot():
             memory = process.memory_info()
+            times = process.cpu_times()
             try:
                 open_files = process.num_fds()
             except (psutil.Error, AttributeError):  # not on Linux
@@ -95,4 +97,4 @@ class Sampler:
                 timestamp=int(time.time() * 1000), cpu_percent=process.cpu_percent(None),
                 rss_bytes=memory.rss, vms_bytes=memory.vms, threads=process.num_threads(),
                 open_files=open_files, uptime_s=round(time.time() - self.started, 3),
-                disk_bytes=disk_bytes)
+                disk_bytes=disk_bytes, cpu_seconds=round(times.user + times.system, 3))

@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from gortms.monitoring import CRITICAL_FILL, WARNING_FILL
 from gortms.protocol.monitor import Event
 
 MAX_EVENTS = 1000
-WARNING_FILL, CRITICAL_FILL = 0.75, 0.90  # queueAlerts and capacity events (of maxSize)
 
 
 class Events:

@@ -58,6 +58,7 @@ def _monitor(state: ShardState) -> Monitor:
 
 def stats(state: ShardState, req: StatsGet) -> ShardStats:
     monitor = _monitor(state)
+    monitor.roll(state.now_ms)
     queues = list(state.queues.values())
     since_ms = state.now_ms - req.period_s * 1000
     return ShardStats(

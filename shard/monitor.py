@@ -115,15 +115,19 @@ class Monitor:
 
     def tick(self, now_ms: int, disk_bytes: Callable[[], int]) -> None:
         """Every timer tick: roll the totals into the series; sample the process when due."""
+        self.roll(now_ms)
+        now = time.monotonic()
+        if now >= self._next_sample_s:
+            self._next_sample_s = now + self.interval_s
+            self.sample(disk_bytes())
+
+    def roll(self, now_ms: int) -> None:
+        """What was published and consumed since the last roll goes to the running bucket."""
         published, consumed = self.published, self.consumed
         before = self._rolled
         if published != before[0] or consumed != before[1]:
             self.series.add(now_ms, published - before[0], consumed - before[1])
             self._rolled = (published, consumed)
-        now = time.monotonic()
-        if now >= self._next_sample_s:
-            self._next_sample_s = now + self.interval_s
-            self.sample(disk_bytes())
 
     def sample(self, disk_bytes: int = -1) -> ProcessSample:
         if self.sampler is None:

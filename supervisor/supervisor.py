@@ -44,9 +44,11 @@ from gortms.access import check_data_dir, ensure_data_dir
 from gortms.config import Settings, to_json
 from gortms.datadir import Layout, fix_shard_count, write_state
 from gortms.errors import ConfigError
+from gortms.partition import CATALOG_SHARD
 from supervisor.child import Child
 from supervisor.faults import FailureStreak, Failures
 from supervisor.pinger import Pinger
+from supervisor.reporter import Reporter
 from supervisor.signals import SignalQueue
 from gortms.secrets import ensure_secrets
 from supervisor.tls import ensure_certificate
@@ -80,6 +82,7 @@ class Supervisor:
         self.should_exit = False
         self._lock_file = None
         self._last_ping = 0.0
+        self.reporter: Reporter | None = None
         self._last_step = time.monotonic()
         self.rolling: deque[Child] = deque()  # gateway workers still to restart (SIGHUP)
         self.rolling_child: Child | None = None
@@ -140,6 +143,8 @@ class Supervisor:
                        for i in range(count)]
         self.pinger = Pinger([request for request, _ in endpoints],
                              settings.supervisor.hang_timeout)
+        self.reporter = Reporter(endpoints[CATALOG_SHARD][0],
+                                 float(settings.monitoring.interval))
         if settings.http.enabled:
             self.listener = self._listen()
             self.gateways = [
@@ -278,6 +283,9 @@ class Supervisor:
             self._roll(now)
         with failures:
             self._ping(now)
+        if self.reporter is not None:
+            with failures:
+                self.reporter.step(now)
         if self._state_retry_at is not None and now >= self._state_retry_at:
             with failures:
                 self._write_state()
@@ -341,6 +349,11 @@ class Supervisor:
             delay = child.schedule_restart(now)
             log.warning("%s (pid %s) exited with %s; restarting in %.1fs", child.name, pid,
                         _describe_exit(code), delay)
+            if self.reporter is not None:
+                self.reporter.event(f"{child.role}_restarted",
+                                    f"{child.name} (pid {pid}) exited with "
+                                    f"{_describe_exit(code)}; restarted after {delay:.1f}s",
+                                    "critical" if child.role == "shard" else "warning")
             self._write_state()
             return
         if child.killed:
@@ -357,6 +370,10 @@ class Supervisor:
         if silent_for > limit:
             log.error("%s (pid %s) has not answered for %.1fs: killing it", child.name,
                       child.pid, silent_for)
+            if self.reporter is not None:
+                self.reporter.event(f"{child.role}_hung",
+                                    f"{child.name} (pid {child.pid}) did not answer for "
+                                    f"{silent_for:.1f}s and was killed", "critical")
             child.kill()
 
     def _restart(self, child: Child, now: float) -> None:
@@ -429,6 +446,8 @@ class Supervisor:
         self.heartbeats.clear()
         if self.pinger is not None:
             self.pinger.close()
+        if self.reporter is not None:
+            self.reporter.close()
         if self.listener is not None:
             self.listener.close()
         try:

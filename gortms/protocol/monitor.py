@@ -42,6 +42,7 @@ class ProcessSample(Struct, frozen=True, kw_only=True, rename="camel"):
     open_files: int  # file descriptors; -1 unknown
     uptime_s: float
     disk_bytes: int = -1  # a shard's database on disk; -1 for other processes
+    cpu_seconds: float = 0.0  # user + system since the process started
 
 
 class Event(Struct, frozen=True, kw_only=True, rename="camel"):
