@@ -17,8 +17,9 @@ at start is not a problem:
   - a group's cursor (K) is at most the queue's last position + 1 (below its first position
     is normal: ttl expiry deletes messages no group has read, and the loader skips them);
   - every key of a queue (L, M, G, I, T) belongs to an existing queue, and every cursor, ack
-    delta, redelivery and lease record (K, A, R, E) to an existing group; redeliveries and
-    leases name positions the queue has had.
+    delta, redelivery and lease record (K, A, R, E) to an existing group; the records that
+    point into a queue name positions it has had: redeliveries, leases, idempotency keys (the
+    positions of the publish they answer) and delayed-delivery runs.
 
 Problems are aggregated per kind and queue (or group), with the first key found.
 """
@@ -31,15 +32,16 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 
 from gortms.config import Settings
-from gortms.datadir import Layout, read_cluster
-from gortms.errors import GortmsError, NotFound
-from gortms.protocol import record_to_dict
+from gortms.datadir import Layout
+from gortms.errors import GortmsError
+from gortms.protocol import Published, record_to_dict
 from shard import chunks
 from shard.groups import decode_lease
-from shard.inspect import read_only
+from shard.inspect import read_only, shard_count
 from shard.loader import read_groups, read_queue
 from shard.queues import QueueState
 from shard.store import Store, counters_key, cursor_key, group_key, name_key, prefix_end
@@ -83,11 +85,8 @@ def show(key: bytes) -> str:
 
 
 def check_data_dir(layout: Layout) -> list[ShardReport]:
-    cluster = read_cluster(layout)
-    if cluster is None:
-        raise NotFound(f"{layout.root} holds no GoRTMS data (no cluster.json)")
     reports = []
-    for index in range(int(cluster["shardCount"])):
+    for index in range(shard_count(layout)):
         report = ShardReport(index)
         try:
             with read_only(layout, index) as store:
@@ -110,7 +109,8 @@ def _group_part(key: bytes) -> str | None:
 
 
 class _Orphans:
-    """Keys of a missing queue or group, counted per (what, owner): one problem each."""
+    """Keys of a missing queue or group (or naming positions it never had), counted per
+    (what, owner): one problem each."""
 
     def __init__(self) -> None:
         self.found: dict[tuple[str, str], list[Any]] = {}
@@ -132,10 +132,27 @@ def check_shard(store: Store, report: ShardReport) -> None:
     groups, unreadable = _check_groups(store, report, queues)
     _check_group_keys(store, report, queues, groups, unreadable, orphans)
     for kind, what in ((b"L", "counters"), (b"I", "idempotency"), (b"T", "delayed-delivery")):
-        for key, _ in store.scan(kind, prefix_end(kind)):
-            if _qid(key) not in queues:
+        for key, value in store.scan(kind, prefix_end(kind)):
+            queue = queues.get(_qid(key))
+            if queue is None:
                 orphans.add(what, f"qid {_qid(key)}, which has no queue record", key)
+            elif kind != b"L" and _last_named(kind, key, value) > queue.last:
+                orphans.add(what, f"queue {queue.domain}/{queue.name}, naming positions past "
+                            f"its last position {queue.last}", key)
     orphans.report(report)
+
+
+def _last_named(kind: bytes, key: bytes, value: bytes) -> int:
+    """The last position an idempotency key's reply (expiry, then the Published reply) or a
+    delayed-delivery run (T<qid><first>: count, due time) names; 0 for an older release's
+    idempotency record, which the loader deletes."""
+    if kind == b"T":
+        return chunks.position_of(key) + int.from_bytes(value[:4], "big") - 1
+    try:
+        reply = msgspec.msgpack.decode(value[8:], type=Published)
+    except msgspec.DecodeError:
+        return 0
+    return reply.first_position + reply.count - 1
 
 
 def _check_queues(store: Store, report: ShardReport) -> dict[int, QueueState]:

@@ -21,12 +21,12 @@ from typing import Iterator
 import orjson
 
 from gortms.config import Settings
-from gortms.datadir import Layout, read_cluster
-from gortms.errors import BadRequest, GortmsError, NotFound
+from gortms.datadir import Layout
+from gortms.errors import BadRequest, GortmsError
 from gortms.models import format_ts
 from gortms.partition import CATALOG_SHARD, shard_for
 from gortms.protocol import record_suffix, record_ts
-from shard.inspect import find_queue, parse_target, read_only
+from shard.inspect import find_queue, parse_target, read_only, shard_count
 from shard.loader import read_queue
 from shard.queues import QueueState
 from shard.rocks import RocksStore
@@ -79,10 +79,7 @@ def positive(option: str, value: str | int | None) -> int | None:
 def open_queue(layout: Layout, domain: str, name: str
                ) -> Iterator[tuple[RocksStore, QueueState, list[str]]]:
     """The queue's owner shard opened read-only, the queue as the loader reads it, warnings."""
-    cluster = read_cluster(layout)
-    if cluster is None:
-        raise NotFound(f"{layout.root} holds no GoRTMS data (no cluster.json)")
-    index = shard_for(domain, name, int(cluster["shardCount"]))
+    index = shard_for(domain, name, shard_count(layout))
     with read_only(layout, CATALOG_SHARD) as catalog:
         value = catalog.get(domain_key(domain))
     domain_record = None if value is None else orjson.loads(value)

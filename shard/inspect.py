@@ -1,10 +1,11 @@
-"""`gortms inspect DOMAIN/QUEUE`: one queue's positions, consumer groups and unacknowledged
-deliveries, read from its owner shard's RocksDB opened read-only.
+"""`gortms inspect DOMAIN/QUEUE`: one queue's positions, consumer groups (lag, pending
+deliveries), dead letters and disk use, read from its owner shard's RocksDB opened read-only.
 
 Read-only opens take no lock, so this works on a stopped broker's data dir and beside a
 running broker, whose database it sees as of the moment it was opened. It reads the same
 records the shard's loader reads at start, through QueueState and GroupState, so positions,
-lag and acks mean here what they mean in the shard.
+lag and acks mean here what they mean in the shard. `shard_count` and `read_only` are how
+every read-only command (dump, check, `gortms shards` on a stopped broker) opens a data dir.
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from gortms.datadir import Layout, read_cluster
 from gortms.errors import BadRequest, GortmsError, NotFound, QueueNotFound
 from gortms.checks import check_name, format_duration, to_builtins
 from gortms.models import format_ts
-from gortms.partition import CATALOG_SHARD, shard_for
+from gortms.partition import CATALOG_SHARD, DLQ_SUFFIX, shard_for
 from gortms.protocol import record_id
 from shard.groups import GroupState
 from shard.loader import read_groups, read_queue, redelivery_counts
 from shard.queues import QueueState
 from shard.rocks import RocksStore, StorageError
-from shard.store import (Store, domain_key, name_key,
-                         queue_key)
+from shard.store import Store, domain_key, name_key, queue_key
 
 # Positions listed per group; the rest are only counted.
 MAX_SHOWN = 20
@@ -66,23 +66,40 @@ def parse_target(target: str | None) -> tuple[str, str]:
 
 
 def inspect_queue(layout: Layout, domain: str, name: str) -> dict[str, Any]:
-    cluster = read_cluster(layout)
-    if cluster is None:
-        raise NotFound(f"{layout.root} holds no GoRTMS data (no cluster.json)")
-    shard_count = int(cluster["shardCount"])
-    index = shard_for(domain, name, shard_count)
+    count = shard_count(layout)
+    index = shard_for(domain, name, count)
     with read_only(layout, CATALOG_SHARD) as catalog:
         domain_record = _json(catalog.get(domain_key(domain)))
     with read_only(layout, index) as store:
         record, warnings = find_queue(store, domain, name, domain_record)
         queue = read_queue(store, record)
         groups = [group_view(store, group) for group in read_groups(store, queue)]
+        # `{q}.dlq` is created on the shard of `{q}` (shard/deadletters.py).
+        dead = dead_letter_view(store, queue)
+        disk_bytes = store.stats()["diskBytes"]
     domain_view = None if domain_record is None else {
         "name": domain, "epoch": domain_record["epoch"],
         "createdAt": format_ts(domain_record["createdAt"])}
-    return {"dataDir": layout.root, "shard": index, "shardCount": shard_count,
-            "domain": domain_view, "warnings": warnings, "queue": queue_view(queue),
-            "groups": groups}
+    return {"dataDir": layout.root, "shard": index, "shardCount": count,
+            "shardDiskBytes": disk_bytes, "domain": domain_view, "warnings": warnings,
+            "queue": queue_view(queue), "deadLetters": dead, "groups": groups}
+
+
+def shard_count(layout: Layout) -> int:
+    """The data dir's shard count (cluster.json), or why it is not a broker's data dir."""
+    if not os.path.isdir(layout.root):
+        what = "is not a directory" if os.path.exists(layout.root) else "does not exist"
+        raise NotFound(f"data dir {layout.root} {what}")
+    try:
+        cluster = read_cluster(layout)
+    except OSError as exc:  # a permission, say: the commands should run as the broker's user
+        raise NotFound(f"cannot read {layout.cluster_file}: {exc.strerror}") from exc
+    if cluster is None:
+        raise NotFound(f"{layout.root} holds no GoRTMS data (no cluster.json)")
+    count = cluster.get("shardCount") if isinstance(cluster, dict) else None
+    if type(count) is not int or count < 1:
+        raise NotFound(f"{layout.cluster_file} is not a GoRTMS cluster file (no shard count)")
+    return count
 
 
 @contextlib.contextmanager
@@ -104,8 +121,7 @@ def read_only(layout: Layout, index: int) -> Iterator[RocksStore]:
 def find_queue(store: Store, domain: str, name: str, domain_record: dict | None
                ) -> tuple[dict[str, Any], list[str]]:
     """The queue's record, by its name index, if it belongs to the domain's current epoch."""
-    qid = store.get(name_key(domain, name))
-    record = _json(store.get(queue_key(int.from_bytes(qid, "big")))) if qid else None
+    record = _queue_record(store, domain, name)
     if record is None:
         missing = "" if domain_record else f" (and no domain '{domain}' in the catalog)"
         raise QueueNotFound(f"queue '{name}' not found in domain '{domain}'{missing}")
@@ -124,6 +140,19 @@ def _json(value: bytes | None) -> dict[str, Any] | None:
     return None if value is None else orjson.loads(value)
 
 
+def _queue_record(store: Store, domain: str, name: str) -> dict[str, Any] | None:
+    qid = store.get(name_key(domain, name))
+    return _json(store.get(queue_key(int.from_bytes(qid, "big")))) if qid else None
+
+
+def stored_queue(store: Store, domain: str, name: str, epoch: int) -> QueueState | None:
+    """A queue of this domain incarnation (`epoch`), as the loader reads it; None if none."""
+    record = _queue_record(store, domain, name)
+    if record is None or record["epoch"] != epoch:
+        return None
+    return read_queue(store, record)
+
+
 # --- views ------------------------------------------------------------------------------------
 
 
@@ -134,18 +163,29 @@ def queue_view(queue: QueueState) -> dict[str, Any]:
             "messageCount": queue.count, "bytes": queue.bytes}
 
 
+def dead_letter_view(store: Store, queue: QueueState) -> dict[str, Any]:
+    """The queue's `{q}.dlq` (shard/deadletters.py), created by the first dead letter."""
+    dlq = stored_queue(store, queue.domain, queue.name + DLQ_SUFFIX, queue.epoch)
+    if dlq is None:
+        return {"queue": queue.name + DLQ_SUFFIX, "exists": False, "messageCount": 0,
+                "bytes": 0, "firstPosition": None, "lastPosition": None}
+    return {"queue": dlq.name, "exists": True, "messageCount": dlq.count, "bytes": dlq.bytes,
+            "firstPosition": dlq.first, "lastPosition": dlq.last}
+
+
 def group_view(store: Store, group: GroupState) -> dict[str, Any]:
     counts = redelivery_counts(store, group)
-    # Delivered (below the position) and not acknowledged; one delivery unless recorded.
-    unacked = group.acks.gaps(group.position)
-    shown = list(itertools.islice(unacked, MAX_SHOWN))
-    rest = sum(1 for _ in unacked)  # the generator goes on after the shown positions
+    # Pending as the API counts it: delivered (below the position) and not acknowledged
+    # (after a restart all of them are pending again); one delivery unless recorded.
+    pending = group.acks.gaps(group.position)
+    shown = list(itertools.islice(pending, MAX_SHOWN))
+    rest = sum(1 for _ in pending)  # the generator goes on after the shown positions
     records = group.queue.read_positions(store, shown)
     return {
         "groupId": group.name, "ackMode": str(group.ack_mode), "ttl": format_duration(group.ttl),
         "start": group.start, "createdAt": format_ts(group.created_ms),
         "position": group.position, "ackFloor": group.acks.floor, "lag": group.lag(),
-        "unacked": {"count": len(shown) + rest, "shown": [
+        "pending": {"count": len(shown) + rest, "shown": [
             {"position": p, "id": record_id(r) if r else None, "deliveryCount": counts.get(p, 1)}
             for p, r in zip(shown, records)]},
         "consumers": list(group.registered),
@@ -165,6 +205,9 @@ def render(report: dict[str, Any]) -> str:
         *_render_config(queue["config"]),
         f"  positions    first {queue['firstPosition']}, last {queue['lastPosition']}",
         f"  messages     {queue['messageCount']} ({queue['bytes']} bytes)",
+        f"  dead letters {_render_dead_letters(report['deadLetters'])}",
+        f"  disk         {queue['bytes']:,} bytes of messages; shard {report['shard']}'s "
+        f"database {report['shardDiskBytes']:,} bytes",
     ]
     if not report["groups"]:
         lines.append("  no consumer groups")
@@ -182,14 +225,21 @@ def _render_config(config: dict[str, Any]) -> list[str]:
     return [f"  {'config' if i == 0 else '':12} {text}" for i, text in enumerate(texts)]
 
 
+def _render_dead_letters(dead: dict[str, Any]) -> str:
+    if not dead["exists"]:
+        return f"none ({dead['queue']} does not exist)"
+    return (f"{dead['messageCount']} in {dead['queue']} (positions first "
+            f"{dead['firstPosition']}, last {dead['lastPosition']}; {dead['bytes']} bytes)")
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def _render_group(group: dict[str, Any]) -> list[str]:
-    unacked = [f"{u['position']} (id {u['id']}" + (
-        f", {u['deliveryCount']} deliveries)" if u["deliveryCount"] > 1 else ")")
-        for u in group["unacked"]["shown"]]
+    pending = [f"{p['position']} (id {p['id']}" + (
+        f", {p['deliveryCount']} deliveries)" if p["deliveryCount"] > 1 else ")")
+        for p in group["pending"]["shown"]]
     redelivered = [f"{r['position']} ({r['deliveryCount']} deliveries)"
                    for r in group["redeliveries"]["shown"]]
     return [
@@ -197,7 +247,7 @@ def _render_group(group: dict[str, Any]) -> list[str]:
         f"ttl {group['ttl']}, created {group['createdAt']})",
         f"  position     {group['position']}   ack floor {group['ackFloor']}   "
         f"lag {group['lag']}",
-        f"  unacked      {_listing(group['unacked']['count'], unacked)}",
+        f"  pending      {_listing(group['pending']['count'], pending)}",
         f"  consumers    {', '.join(group['consumers']) or 'none registered'}",
         f"  redelivered  {_listing(group['redeliveries']['count'], redelivered)}",
     ]

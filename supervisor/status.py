@@ -1,13 +1,15 @@
-"""`gortms shards`: what each shard of a running broker says about itself, as a table or JSON.
+"""`gortms shards`: each shard of a broker, running or stopped, as a table or JSON.
 
-The running supervisor's run/state.json names the children and the shards' request endpoints;
-every shard is asked for SHARD_INFO at once, and one that does not answer by the deadline is
-reported as not answering rather than waited for.
+A running broker (its supervisor's run/state.json names a live pid) is asked: every shard
+is sent SHARD_INFO at once through the endpoints state.json names, and one that does not
+answer by the deadline is reported as not answering rather than waited for. Without one, the
+shards' databases are read read-only (shard/survey.py) and every shard is "stopped".
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from typing import Any
@@ -34,29 +36,50 @@ GATEWAY_COLUMNS = ("gateway", "pid", "state", "restarts")
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     layout = Layout(settings.data_dir)
-    state = read_state(layout)
-    problem = _not_running(layout, state)
-    if state is None or problem:
-        print(f"gortms: no running broker for data dir {settings.data_dir}: {problem}",
-              file=sys.stderr)
-        return 1
-    endpoints = [s.get("endpoint") or layout.endpoints(s["index"])[0] for s in state["shards"]]
-    answers = ask_shards(endpoints, ANSWER_DEADLINE_S)
-    report = build_report(state, answers)
+    try:
+        state = read_state(layout)
+    except OSError:  # the data dir is a file, say: stopped_report says what is wrong with it
+        state = None
+    stale = _not_running(layout, state)
+    if state is not None and not stale:
+        endpoints = [s.get("endpoint") or layout.endpoints(s["index"])[0]
+                     for s in state["shards"]]
+        report = build_report(state, ask_shards(endpoints, ANSWER_DEADLINE_S))
+        healthy = all(s["answered"] for s in report["shards"])
+    else:
+        try:
+            report = stopped_report(settings, layout, stale)
+        except GortmsError as exc:
+            why = f" ({stale})" if stale else ""
+            print(f"gortms shards: no running broker{why}, and {exc.message}", file=sys.stderr)
+            return 1
+        healthy = all(s["read"] for s in report["shards"])
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if args.json
           else render(report))
-    return 0 if all(s["answered"] for s in report["shards"]) else 1
+    return 0 if healthy else 1
 
 
 def _not_running(layout: Layout, state: dict | None) -> str:
-    """Why `state` does not describe a live broker ("" when it does)."""
+    """Why a state.json left behind does not describe a live broker ("" when it does)."""
     if state is None:
-        return f"{layout.state_file} does not exist (is the broker started?)"
+        return ""
     pid = state.get("pid")
     # The supervisor removes state.json when it stops; one left behind means it was killed.
     if not isinstance(pid, int) or not psutil.pid_exists(pid):
         return f"{layout.state_file} names supervisor pid {pid}, which is not running"
     return ""
+
+
+def stopped_report(settings: Settings, layout: Layout, stale: str) -> dict[str, Any]:
+    """The shards as their databases hold them (GortmsError: not a broker's data dir)."""
+    # The supervisor imports no shard code (it starts shards by module name); the shard's own
+    # module reads their databases, loaded by name as gortms/cli.py loads commands.
+    survey = importlib.import_module("shard.survey")
+    return {"running": False,
+            "supervisor": {"pid": None, "state": "stopped", "dataDir": layout.root},
+            "warnings": [f"{stale} (killed?)"] if stale else [],
+            "shards": survey.stored_shards(layout, settings.storage.min_free_bytes),
+            "gateways": []}
 
 
 # --- asking the shards ------------------------------------------------------------------------
@@ -118,8 +141,11 @@ def _answer(frame: bytes) -> dict[str, Any] | str:
 
 def build_report(state: dict[str, Any], answers: list[dict[str, Any] | str]) -> dict[str, Any]:
     return {
-        "supervisor": {key: state.get(key) for key in ("pid", "version", "nodeId", "dataDir",
-                                                       "url")},
+        "running": True,
+        "supervisor": {**{key: state.get(key) for key in ("pid", "version", "nodeId",
+                                                          "dataDir", "url")},
+                       "state": "running"},
+        "warnings": [],
         "shards": [_shard_row(entry, answer) for entry, answer in zip(state["shards"], answers)],
         "gateways": [{"gateway": g.get("index"), "pid": g.get("pid"), "state": g.get("state"),
                       "restarts": g.get("restarts", 0)} for g in state.get("gateways", [])],
@@ -150,10 +176,20 @@ def human_bytes(size: int) -> str:
 
 def render(report: dict[str, Any]) -> str:
     sup = report["supervisor"]
-    lines = [f"GoRTMS {sup['version']}  supervisor pid {sup['pid']}  node {sup['nodeId']}",
-             f"data dir {sup['dataDir']}" + (f"  url {sup['url']}" if sup.get("url") else ""),
-             ""]
+    if report["running"]:
+        lines = [f"GoRTMS {sup['version']}  supervisor pid {sup['pid']}  node {sup['nodeId']}",
+                 f"data dir {sup['dataDir']}" + (f"  url {sup['url']}" if sup.get("url")
+                                                 else "")]
+    else:
+        lines = [f"data dir {sup['dataDir']}: no broker running; read from the shards' "
+                 f"databases (read-only)"]
+    lines += [f"warning: {w}" for w in report["warnings"]]
+    lines.append("")
     lines += _table(SHARD_COLUMNS, [_shard_cells(row) for row in report["shards"]])
+    problems = [f"shard {row['shard']}: {row['problem']}" for row in report["shards"]
+                if row.get("problem")]
+    if problems:
+        lines += ["", *problems]
     if report["gateways"]:
         lines.append("")
         lines += _table(GATEWAY_COLUMNS, [[_cell(g[c]) for c in GATEWAY_COLUMNS]
@@ -163,15 +199,16 @@ def render(report: dict[str, Any]) -> str:
 
 def _shard_cells(row: dict[str, Any]) -> list[str]:
     state = row["state"]
-    if not row["answered"] and row.get("supervisorState") not in (None, "serving"):
+    if not row.get("answered", True) and row.get("supervisorState") not in (None, "serving"):
         state = f"{state} ({row['supervisorState']})"
-    answered = row["answered"]
-    disk = human_bytes(row["diskBytes"]) if answered else "-"
+    # Figures come from the shard's answer, or from its database when the broker is stopped.
+    known = "diskBytes" in row
+    disk = human_bytes(row["diskBytes"]) if known else "-"
     # Free space on the shard's file system, and whether writes are refused (shard/disk.py).
-    free = human_bytes(row["freeBytes"]) if answered and row.get("freeBytes", -1) >= 0 else "-"
+    free = human_bytes(row["freeBytes"]) if known and row.get("freeBytes", -1) >= 0 else "-"
     return [_cell(row["shard"]), _cell(row["pid"]), state,
             *(_cell(row.get(c)) for c in ("queues", "groups", "messages", "keys")), disk, free,
-            _cell(row.get("storage")) if answered else "-"]
+            _cell(row.get("storage"))]
 
 
 def _cell(value: Any) -> str:
