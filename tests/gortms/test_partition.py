@@ -29,6 +29,13 @@ def test_placement_never_changes_across_releases(domain: str, queue: str, count:
     assert shard_for(domain, queue, count) == shard
 
 
+def test_a_dead_letter_queues_own_dead_letters_live_with_their_origin_too() -> None:
+    for i in range(50):
+        domain = f"d{i}"
+        assert shard_for(domain, "orders.dlq.dlq", 8) == shard_for(domain, "orders", 8)
+    assert shard_for("d", ".dlq", 8) == shard_for("d", ".dlq.dlq", 8)  # never to ""
+
+
 @pytest.mark.parametrize("count", [1, 2, 3, 7, 8, 64, 256])
 def test_placement_is_always_a_valid_shard_index(count: int) -> None:
     for i in range(500):
