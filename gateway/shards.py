@@ -357,5 +357,7 @@ class ZmqShards:
             except ProtocolError as exc:
                 log.error("a shard sent a malformed event: %s", exc)
                 continue
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("catalog event: %s", event)
             for listener in self._listeners:
                 listener(event)

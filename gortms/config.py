@@ -12,7 +12,7 @@ import ipaddress
 import json
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Annotated, Any, Literal, Mapping
 
 import msgspec
@@ -32,6 +32,8 @@ class Key:
     low: int = 0
     high: int = 2**31
     choices: tuple[str, ...] = ()
+    live: bool = False  # a change applies to the running broker (gateway/settings.py)
+    secret: bool = False  # never shown by the settings API
 
 
 KEYS: tuple[Key, ...] = (
@@ -39,7 +41,7 @@ KEYS: tuple[Key, ...] = (
     Key("general.dataDir", "str", "./data",
         "Where the shards keep their RocksDB databases and the supervisor its runtime state."),
     Key("general.logLevel", "choice", "info", "Log level: debug, info, warn or error.",
-        choices=("debug", "info", "warn", "error")),
+        choices=("debug", "info", "warn", "error"), live=True),
     Key("logging.format", "choice", "plain",
         "Log lines as plain text or as one JSON object per line (json: for log collectors).",
         choices=("plain", "json")),
@@ -79,7 +81,7 @@ KEYS: tuple[Key, ...] = (
     Key("http.cors.allowedOrigins", "list", ["*"], "Origins allowed by CORS."),
     Key("http.jwt.secret", "str", "",
         "HS256 secret for user tokens (empty: generated and stored in the data dir when "
-        "authentication is on)."),
+        "authentication is on).", secret=True),
     Key("http.jwt.expirationMinutes", "int", 60, "Lifetime of a user token, in minutes.", low=1),
     Key("security.enableAuthentication", "bool", False,
         "Require a JWT or an HMAC signature on every route but health and login."),
@@ -311,6 +313,11 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    # Where the values came from, for the settings API (gateway/settings.py): the config
+    # file's absolute path ("" without one) and the keys that GORTMS_* variables set. Not
+    # values: two Settings with the same values are equal wherever they came from.
+    config_file: str = field(default="", compare=False)
+    from_environment: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def data_dir(self) -> str:
@@ -420,15 +427,21 @@ def _is_section(path: str) -> bool:
     return path.lower() in _SECTIONS
 
 
-def _read_file(path: str) -> dict[str, Any]:
+def read_config_text(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
-            tree = yaml.safe_load(handle)
+            return handle.read()
     except FileNotFoundError:
         raise ConfigError([f"config file {path} not found (create one with "
                            f"`gortms --generate-config --config {path}`)"]) from None
-    except OSError as exc:
-        raise ConfigError([f"config file {path} cannot be read: {exc.strerror}"]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ConfigError([f"config file {path} cannot be read: {reason}"]) from exc
+
+
+def _parse(text: str, path: str) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -440,19 +453,42 @@ def _read_file(path: str) -> dict[str, Any]:
     return tree
 
 
-def load_settings(environ: Mapping[str, str], path: str | None = None) -> Settings:
-    """File (optional) then GORTMS_* variables -> validated Settings; all problems in one go."""
-    problems: list[str] = []
+def key_for(path: str) -> Key | None:
+    """The key of a dotted path written in any case ("http.Port" is http.port)."""
+    return _BY_LOWER_PATH.get(path.lower())
+
+
+def read_file_values(path: str) -> dict[str, Any]:
+    """A config file's values by dotted path as written, unchecked; ConfigError if the file
+    cannot be read or is not YAML."""
+    return config_values(read_config_text(path), path)
+
+
+def config_values(text: str, path: str) -> dict[str, Any]:
+    """The values of a config file's text (`path` names it in errors), as read_file_values."""
     given: dict[str, Any] = {}
-    if path:
-        _flatten(_read_file(path), "", given)
+    _flatten(_parse(text, path), "", given)
+    return given
+
+
+def check_values(given: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+    """Values as a file gives them (dotted paths in any case) -> checked values by key path;
+    each unknown key or bad value adds a line to `problems`."""
     values: dict[str, Any] = {}
     for raw_path, value in given.items():
-        key = _BY_LOWER_PATH.get(raw_path.lower())
+        key = key_for(raw_path)
         if key is None:
             problems.append(f"{raw_path}: unknown key")
             continue
         _set(values, key, value, False, problems)
+    return values
+
+
+def load_settings(environ: Mapping[str, str], path: str | None = None) -> Settings:
+    """File (optional) then GORTMS_* variables -> validated Settings; all problems in one go."""
+    problems: list[str] = []
+    values = check_values(read_file_values(path) if path else {}, problems)
+    from_environment = set()
     env_keys = {name: key for key in KEYS for name in env_names(key.path)}
     for name, value in sorted(environ.items()):
         if not name.startswith("GORTMS_") or name in OTHER_ENV:
@@ -463,9 +499,12 @@ def load_settings(environ: Mapping[str, str], path: str | None = None) -> Settin
                             f"GORTMS_HTTP_PORT)")
             continue
         _set(values, key, value, True, problems)
+        from_environment.add(key.path)
     if problems:
         raise ConfigError(problems)
-    return settings_from_values(values)
+    return replace(settings_from_values(values),
+                   config_file=os.path.abspath(path) if path else "",
+                   from_environment=tuple(sorted(from_environment)))
 
 
 def _set(values: dict[str, Any], key: Key, value: Any, from_env: bool,
@@ -497,6 +536,8 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
 def _build(cls: type, tree: Mapping[str, Any]) -> Any:
     kwargs = {}
     for f in fields(cls):
+        if f.name not in tree:
+            continue  # not a setting (Settings.config_file): its default
         value = tree[f.name]
         kwargs[f.name] = _build(f.default_factory, value) if isinstance(value, dict) else value
     return cls(**kwargs)
@@ -527,7 +568,8 @@ def _check_whole(settings: Settings) -> None:
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _value_of(settings: Settings, key: Key) -> Any:
+def file_value(settings: Settings, key: Key) -> Any:
+    """The key's value in `settings` as a config file (or JSON) writes it: "20s", "1GiB"."""
     node: Any = settings
     for part in key.path.split("."):
         node = getattr(node, _snake(part))
@@ -540,9 +582,15 @@ def _value_of(settings: Settings, key: Key) -> Any:
     return node
 
 
+_SOURCE = "@source"  # where the settings came from; not a key path
+
+
 def to_json(settings: Settings) -> bytes:
     """Settings as a flat {path: value} JSON document, for child processes."""
-    return orjson.dumps({key.path: _value_of(settings, key) for key in KEYS})
+    flat: dict[str, Any] = {key.path: file_value(settings, key) for key in KEYS}
+    flat[_SOURCE] = {"configFile": settings.config_file,
+                     "environment": list(settings.from_environment)}
+    return orjson.dumps(flat)
 
 
 def settings_from_json(data: bytes) -> Settings:
@@ -554,11 +602,14 @@ def settings_from_json(data: bytes) -> Settings:
             _set(values, key, flat[key.path], False, problems)
     if problems:
         raise ConfigError(problems)
-    return settings_from_values(values)
+    source = flat.get(_SOURCE) or {}
+    return replace(settings_from_values(values), config_file=source.get("configFile", ""),
+                   from_environment=tuple(source.get("environment", ())))
 
 
-def generate_config() -> str:
-    """A complete, commented config.yaml holding every key with its default."""
+def generate_config(values: Mapping[str, Any] | None = None) -> str:
+    """A complete, commented config.yaml holding every key with its default, or with its
+    value in `values` (by key path, as a file writes it) where that has one."""
     lines = [
         "# GoRTMS configuration. Every key is optional: a missing key takes the default shown.",
         "# Environment variables override keys: the path in capitals with _ between parts,",
@@ -578,7 +629,8 @@ def generate_config() -> str:
         section = parents
         indent = "  " * len(parents)
         lines.append(f"{indent}# {key.doc}")
-        lines.append(f"{indent}{leaf}: {json.dumps(key.default)}")
+        value = key.default if values is None else values.get(key.path, key.default)
+        lines.append(f"{indent}{leaf}: {json.dumps(value)}")
     return "\n".join(lines) + "\n"
 
 

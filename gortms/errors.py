@@ -18,7 +18,9 @@
     ├── Conflict (conflict, 409)
     │   ├── DomainExists (domain_exists)
     │   ├── QueueExists (queue_exists)
-    │   └── GroupExists (group_exists)
+    │   ├── GroupExists (group_exists)
+    │   ├── NoConfigFile (no_config_file: started without --config; settings are read-only)
+    │   └── ConfigFileUnavailable (config_file_unavailable: it cannot be read or written)
     ├── PayloadTooLarge (payload_too_large, 413)
     ├── HeadersTooLarge (headers_too_large, 431: over http.maxHeaderBytes)
     ├── SchemaViolation (schema_violation, 422)
@@ -129,6 +131,18 @@ class QueueExists(Conflict):
 
 class GroupExists(Conflict):
     code = "group_exists"
+
+
+class NoConfigFile(Conflict):
+    """The broker runs on its embedded defaults: there is no file to change."""
+
+    code = "no_config_file"
+
+
+class ConfigFileUnavailable(Conflict):
+    """The config file went missing, cannot be read or written, or stays locked."""
+
+    code = "config_file_unavailable"
 
 
 class PayloadTooLarge(GortmsError):

@@ -73,3 +73,17 @@ def configure_logging(level: str, process: str, fmt: str = "plain") -> None:
             ACCESS: {"level": "INFO"},
         },
     })
+
+
+def set_level(level: str) -> bool:
+    """Change this process's level at once (general.logLevel is live); False if it already
+    was. The line saying so is logged under the lower of the two levels, so it shows."""
+    root = logging.getLogger()
+    new = logging.getLevelName(_LEVELS.get(level, "INFO"))
+    if root.level == new:
+        return False
+    if new < root.level:
+        root.setLevel(new)
+    logging.getLogger("gortms.logs").info("log level now %s (general.logLevel)", level)
+    root.setLevel(new)
+    return True

@@ -34,6 +34,9 @@ from gortms.protocol import (Ack, Acked, CatalogEvent, ConsumerAdd, ConsumerRemo
                              ts_bytes, unstamped_id, Browse, Browsed, LiveHello, LiveMessages,
                              Release, Released, Watch, Watching, Records, RecordsRead,
                              RecordsWrite, RecordsWritten, ReplayCheck, ReplayChecked)
+from gortms.logs import set_level
+from gortms.partition import CATALOG_SHARD
+from gortms.protocol import LogLevel, LogLevelSet
 from gortms.schema import check_schema
 from shard.groups import GroupState
 from shard.queues import QueueState
@@ -81,6 +84,15 @@ def shard_info(state: ShardState, req: ShardInfoGet) -> ShardInfo:
         keys=stats["keys"], disk_bytes=stats["diskBytes"], storage=disk.state,
         free_bytes=disk.free_bytes, min_free_bytes=disk.threshold,
         refused_writes=disk.refused)
+
+
+def log_level_set(state: ShardState, req: LogLevelSet) -> LogLevel:
+    """general.logLevel changed: this process takes it now; the catalog shard passes it on to
+    every gateway worker (gateway/settings.py)."""
+    set_level(req.level)
+    if state.index == CATALOG_SHARD:
+        state.catalog_events.append(CatalogEvent(kind="log_level", domain="", level=req.level))
+    return LogLevel(shard=state.index, level=req.level)
 
 
 # --- the catalog (domains) ----------------------------------------------------------------------
@@ -488,5 +500,6 @@ HANDLERS: dict[type[Request], Handler] = {
     RecordsRead: records_read,
     RecordsWrite: records_write,
     ReplayCheck: replay_check,
+    LogLevelSet: log_level_set,
 }
 HANDLERS.update(figures.HANDLERS)  # the monitoring operations (shard/figures.py)

@@ -41,7 +41,7 @@ from gortms.protocol import (Cancel, Deliveries, DomainGet, DomainList, DomainSt
                              decode_requests, encode_event, encode_replies, failed, ok, Browse,
                              Watch, encode_live, parse_live_topic, RecordsRead, ReplayCheck,
                              ReplayChecked, Replay, Publish, Ack, Settle, MetricsGet, Report,
-                             ResourcesGet, StatsGet)
+                             ResourcesGet, StatsGet, LogLevelSet)
 from shard import deadletters, handlers, retention
 from shard.circuit import OPEN
 from shard.events import EVENTS
@@ -63,9 +63,10 @@ ReplyItem = tuple[int, str, Any]
 # What a shard whose store failed still answers from its read-only open: the rest would write.
 READS = frozenset({Ping, ShardInfoGet, DomainGet, DomainList, DomainStatsGet, QueueGet, QueueList,
                    GroupGet, GroupList, GroupListAll, PendingGet, Cancel, Watch, Browse,
-                   RecordsRead, ReplayCheck, StatsGet, ResourcesGet, MetricsGet, Report})
+                   RecordsRead, ReplayCheck, StatsGet, ResourcesGet, MetricsGet, Report,
+                   LogLevelSet})
 # ... and when not even that open succeeded
-NO_STORE = frozenset({Ping, Cancel, ReplayCheck, Report})
+NO_STORE = frozenset({Ping, Cancel, ReplayCheck, Report, LogLevelSet})
 # Opens the store (read-only or not) and loads a ShardState from it; raises StorageError.
 Opener = Callable[[bool], ShardState]
 
@@ -392,7 +393,10 @@ class ShardServer:
         state = self.state
         if state.catalog_events:
             send = self.pub.send_multipart
+            debug = log.isEnabledFor(logging.DEBUG)
             for event in state.catalog_events:
+                if debug:
+                    log.debug("shard %d announces %s", state.index, event)
                 send(encode_event(event))
             state.catalog_events.clear()
 

@@ -11,8 +11,8 @@ import time
 import zmq
 
 from gortms.errors import GortmsError
-from gortms.protocol import (Ping, Pong, ProtocolError, decode_replies, encode_requests,
-                             reply_value)
+from gortms.protocol import (Ping, Pong, ProtocolError, Request, decode_replies,
+                             encode_requests, reply_value)
 
 
 class Pinger:
@@ -30,10 +30,14 @@ class Pinger:
         self._seq = 0
 
     def ping(self, index: int) -> None:
+        self.tell(index, Ping())
+
+    def tell(self, index: int, request: Request) -> None:
+        """Send `request` to the shard; its answer, unless a pong, is dropped unread."""
         self._seq += 1
         deadline_ms = int((time.time() + self.deadline_s) * 1000)
         try:
-            self.sockets[index].send(encode_requests([(self._seq, deadline_ms, Ping())]),
+            self.sockets[index].send(encode_requests([(self._seq, deadline_ms, request)]),
                                      zmq.NOBLOCK)
         except zmq.Again:
             pass  # not connected (yet): no answer, which is what counts
@@ -48,11 +52,15 @@ class Pinger:
             except zmq.Again:
                 return answered
             try:
-                for _, status, body in decode_replies(frame):
+                replies = decode_replies(frame)
+            except ProtocolError:
+                continue
+            for _, status, body in replies:  # a shard answers a turn's requests in one frame
+                try:
                     reply_value(status, body, Pong)
                     answered = True
-            except (GortmsError, ProtocolError):
-                pass  # an answer that is not a pong does not count
+                except (GortmsError, ProtocolError):
+                    pass  # an answer that is not a pong does not count
 
     def close(self) -> None:
         for sock in self.sockets:

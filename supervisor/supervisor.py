@@ -45,8 +45,10 @@ from gortms.config import Settings, to_json
 from gortms.datadir import Layout, fix_shard_count, write_state
 from gortms.errors import ConfigError
 from gortms.partition import CATALOG_SHARD
+from gortms.protocol import LogLevelSet
 from supervisor.child import Child
 from supervisor.faults import FailureStreak, Failures
+from supervisor.levelwatch import LevelWatch
 from supervisor.pinger import Pinger
 from supervisor.reporter import Reporter
 from supervisor.signals import SignalQueue
@@ -82,6 +84,7 @@ class Supervisor:
         self.should_exit = False
         self._lock_file = None
         self._last_ping = 0.0
+        self.level_watch = LevelWatch(settings)
         self.reporter: Reporter | None = None
         self._last_step = time.monotonic()
         self.rolling: deque[Child] = deque()  # gateway workers still to restart (SIGHUP)
@@ -144,7 +147,7 @@ class Supervisor:
         self.pinger = Pinger([request for request, _ in endpoints],
                              settings.supervisor.hang_timeout)
         self.reporter = Reporter(endpoints[CATALOG_SHARD][0],
-                                 float(settings.monitoring.interval))
+                                 float(settings.monitoring.interval), settings.general.node_id)
         if settings.http.enabled:
             self.listener = self._listen()
             self.gateways = [
@@ -283,6 +286,8 @@ class Supervisor:
             self._roll(now)
         with failures:
             self._ping(now)
+        with failures:
+            self._follow_level(now)
         if self.reporter is not None:
             with failures:
                 self.reporter.step(now)
@@ -376,7 +381,22 @@ class Supervisor:
                                     f"{silent_for:.1f}s and was killed", "critical")
             child.kill()
 
+    def _follow_level(self, now: float, at_once: bool = False) -> None:
+        """general.logLevel changed in the config file (supervisor/levelwatch.py): children
+        start with it from now on, and the running shards take it at once."""
+        changed = self.level_watch.check(now, at_once)
+        if changed is None:
+            return
+        self.settings = changed
+        settings_json = to_json(changed)
+        for child in self.shards + self.gateways:
+            child.settings_json = settings_json
+        assert self.pinger is not None
+        for child in self.shards:
+            self.pinger.tell(child.index, LogLevelSet(level=changed.general.log_level))
+
     def _restart(self, child: Child, now: float) -> None:
+        self._follow_level(now, at_once=True)  # the level it starts with is the file's
         try:
             if child.role == "gateway":
                 self._start_gateway(child)

@@ -9,7 +9,7 @@ them to JSON as they are.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from msgspec import Meta, Struct
 
@@ -28,6 +28,7 @@ __all__ = [
     "Redrive", "Redriven", "Settle", "Settled", "Watch", "Watching", "Browse", "Browsed",
     "Release", "Released", "RecordWrite", "RecordCondition", "RecordsRead", "Records",
     "RecordsWrite", "RecordsWritten", "ReplayCheck", "ReplayChecked", "Replay", "AnyRequest",
+    "LogLevel", "LogLevelSet",
 ]
 
 MAX_FETCH = 10_000
@@ -534,6 +535,19 @@ class ReplayCheck(Request, tag="replay_check"):
     guards: int = 0
 
 
+class LogLevel(Reply):
+    shard: int
+    level: str
+
+
+class LogLevelSet(Request, tag="log_level_set"):
+    """general.logLevel changed (gateway/settings.py): this shard's process takes it at once,
+    and the catalog shard announces it to every gateway worker (catalog event "log_level")."""
+
+    reply = LogLevel
+    level: Literal["debug", "info", "warn", "error"]
+
+
 # The monitoring operations live in their own module (monitor.py), which builds on this one.
 from gortms.protocol.monitor import MetricsGet, Report, ResourcesGet, StatsGet  # noqa: E402
 
@@ -544,4 +558,5 @@ AnyRequest = Union[
     GroupCreate, GroupList, GroupGet, GroupDelete, GroupSeek, GroupTtl, ConsumerAdd,
     ConsumerRemove, Fetch, Cancel, Ack, Nack, PendingGet, Extend, Redrive, Settle, Watch,
     Browse, Release, RecordsRead, RecordsWrite, ReplayCheck,
+    LogLevelSet,
 ]

@@ -9,7 +9,8 @@ once per turn. The envelope is decoded first and every body on its own, so one b
 not fit its type fails alone (ProtocolError), not its neighbours.
 
 Events go out on each shard's XPUB socket as [topic, b"G2" + msgpack event]: topic b"c" for
-catalog changes (a domain or queue was created or deleted), so gateways drop what they cached.
+catalog changes (a domain or queue was created or deleted), so gateways drop what they cached,
+and for a new general.logLevel (kind "log_level", from the catalog shard).
 
 Live events (WebSocket observers, SSE) use one topic per queue, `live_topic(domain, queue)`:
 b"m" + "domain/queue" + NUL (names hold neither "/" nor NUL, and ZeroMQ matches topics by
@@ -66,6 +67,7 @@ class CatalogEvent(Struct, frozen=True, kw_only=True):
     domain: str
     queue: str | None = None
     deleted: bool = False  # else created
+    level: str = ""  # kind "log_level": the new general.logLevel (gateway/settings.py)
 
 
 class LiveMessages(Struct, frozen=True, kw_only=True, tag="m"):

@@ -50,7 +50,7 @@ SAMPLES: dict[type[p.Request], p.Request] = {s.__class__: s for s in [
                    conditions=[p.RecordCondition("users", None, False)], conflict="taken"),
     p.ReplayCheck(digest=b"\x01" * 32, signed_ms=5, until_ms=9, guards=12),
     p.StatsGet(period_s=3600, granularity_s=60), p.ResourcesGet(limit=10, domain="d"),
-    p.MetricsGet(),
+    p.MetricsGet(), p.LogLevelSet(level="debug"),
     p.Report(sample=p.ProcessSample(role="gateway", index=1, pid=9, timestamp=5,
                                     cpu_percent=1.5, rss_bytes=10, vms_bytes=20, threads=3,
                                     open_files=7, uptime_s=1.0),

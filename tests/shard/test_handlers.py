@@ -7,6 +7,7 @@ Time is the state's `now_ms`, set by the tests; nothing here sleeps.
 
 from __future__ import annotations
 
+import logging
 import os
 import typing
 from typing import Any, Callable
@@ -21,6 +22,7 @@ from gortms.errors import (ConsumerNotFound, DomainExists, DomainNotFound, Gortm
 from gortms.models import AckMode, GroupSpec, QueueConfig, format_ts
 from gortms.monitoring import Sampler
 from gortms.protocol import (MetricsGet, Report, ResourcesGet, StatsGet)
+from gortms.protocol import LogLevel, LogLevelSet
 from gortms.protocol import (Ack, Acked, AnyRequest, Cancel, CatalogEvent, ConsumerAdd,
                              ConsumerRemove, DomainCreate, DomainDelete, DomainDrop, DomainGet,
                              DomainList, DomainRecord, DomainStatsGet, Extend, Fetch,
@@ -188,6 +190,7 @@ def _sample(kind: type[Request]) -> Request:
         ReplayCheck: ReplayCheck(digest=b"d", signed_ms=T0, until_ms=T0 + 1000),
         StatsGet: StatsGet(period_s=3600, granularity_s=300), ResourcesGet: ResourcesGet(limit=5),
         MetricsGet: MetricsGet(), Report: Report(sample=Sampler("gateway", 0).sample()),
+        LogLevelSet: LogLevelSet(level="warn"),  # pytest's root level: changes nothing
     }
     return samples[kind]
 
@@ -223,6 +226,22 @@ def test_shard_info_counts_domains_queues_groups_and_messages(shard: Shard) -> N
     info = shard.call(ShardInfoGet())
     assert (info.shard, info.domains, info.queues, info.groups, info.messages) == (0, 1, 2, 2, 3)
     assert info.state == "serving" and info.pid == os.getpid()
+
+
+def test_log_level_set_applies_the_level_and_only_the_catalog_shard_announces_it() -> None:
+    root = logging.getLogger()
+    before = root.level
+    try:
+        catalog, other = Shard(), Shard()
+        other.state.index = 1
+        assert catalog.call(LogLevelSet(level="debug")) == LogLevel(shard=0, level="debug")
+        assert root.level == logging.DEBUG
+        assert catalog.commit() == []  # nothing to write
+        assert catalog.announced == [CatalogEvent(kind="log_level", domain="", level="debug")]
+        assert other.do(LogLevelSet(level="error")) == LogLevel(shard=1, level="error")
+        assert root.level == logging.ERROR and other.announced == []
+    finally:
+        root.setLevel(before)
 
 
 # --- the catalog ------------------------------------------------------------------------------
