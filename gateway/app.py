@@ -241,7 +241,7 @@ def create_app(settings: Settings, shards: Shards,
     services = ServicesApi(accounts, credentials.sealer, settings.http.max_body_bytes)
     metrics = HttpMetrics()
     reporter = Reporter(shards, metrics, worker, float(settings.monitoring.interval),
-                        lambda: len(sockets.connections))
+                        lambda: len(sockets.connections), settings.general.node_id)
 
     async def close_sockets_when_draining() -> None:
         await gw.draining.wait()

@@ -61,17 +61,17 @@ def render_metrics(answers: list[ShardMetrics | None], own: ProcessSample,
     for answer in answers:
         if answer is not None:
             _shard(out, answer)
-    processes = [r.sample for r in reporters
-                 if not (r.sample.role == "gateway" and r.sample.index == own.index)]
+    processes = [r.sample for r in reporters if not _same(r.sample, own)]
     processes += [a.sample for a in answers if a is not None and a.sample is not None]
     processes.append(own)
     for sample in processes:
         _process(out, sample)
-    workers = [(r.sample.index, r.http) for r in reporters
-               if r.sample.role == "gateway" and r.sample.index != own.index
-               and r.http is not None]
-    for worker, figures in sorted([*workers, (own.index, own_http)], key=lambda w: w[0]):
-        _gateway(out, worker, figures)
+    workers = [(r.sample.node, r.sample.index, r.http) for r in reporters
+               if r.sample.role == "gateway" and r.http is not None
+               and (r.sample.node, r.sample.index) != (own.node, own.index)]
+    for node, worker, figures in sorted([*workers, (own.node, own.index, own_http)],
+                                        key=lambda w: (w[0], w[1])):
+        _gateway(out, node, worker, figures)
     return out.render()
 
 
@@ -108,7 +108,7 @@ def _shard(out: Exposition, answer: ShardMetrics) -> None:
 
 
 def _process(out: Exposition, sample: ProcessSample) -> None:
-    label_set = labels(role=sample.role, index=sample.index)
+    label_set = labels(node=sample.node, role=sample.role, index=sample.index)
     out.add("gortms_process_cpu_seconds_total", "counter",
             "User and system CPU time of the process.", label_set, sample.cpu_seconds)
     out.add("gortms_process_resident_memory_bytes", "gauge", "Resident memory of the process.",
@@ -128,16 +128,22 @@ def _process(out: Exposition, sample: ProcessSample) -> None:
                 labels(shard=sample.index), sample.disk_bytes)
 
 
-def _gateway(out: Exposition, worker: int, figures: GatewayFigures) -> None:
+def _same(a: ProcessSample, b: ProcessSample) -> bool:
+    return (a.node, a.role, a.index) == (b.node, b.role, b.index)
+
+
+def _gateway(out: Exposition, node: str, worker: int, figures: GatewayFigures) -> None:
     for c in figures.requests:
         out.add("gortms_http_requests_total", "counter",
                 "HTTP requests answered, by route template, method and status.",
-                labels(worker=worker, route=c.route, method=c.method, status=c.status),
+                labels(node=node, worker=worker, route=c.route, method=c.method,
+                       status=c.status),
                 c.count)
     for latency in figures.latency:
         out.histogram("gortms_http_request_duration_seconds",
                       "HTTP request durations, by route template and method.",
-                      labels(worker=worker, route=latency.route, method=latency.method),
+                      labels(node=node, worker=worker, route=latency.route,
+                             method=latency.method),
                       latency.histogram)
     out.add("gortms_websocket_connections", "gauge", "Open WebSocket connections.",
-            labels(worker=worker), figures.websockets)
+            labels(node=node, worker=worker), figures.websockets)

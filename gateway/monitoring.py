@@ -110,7 +110,8 @@ class MonitoringApi:
         """Every process's latest sample: supervisor, shards, gateway workers (this one now)."""
         own = self.own.sample()
         others = [r.sample for r in reporters
-                  if not (r.sample.role == "gateway" and r.sample.index == own.index)]
+                  if (r.sample.node, r.sample.role, r.sample.index)
+                  != (own.node, own.role, own.index)]
         shards = [a.sample for a in answers if a is not None and a.sample is not None]
         return sorted([*others, *shards, own], key=_process_order)
 
@@ -132,22 +133,19 @@ class MonitoringApi:
         limit = query_as(request, HistoryQuery).limit
         answers, _ = await self._resources(limit)
         catalog = answers[CATALOG_SHARD] if answers else None
-        series: list[tuple[str, int, int, list[ProcessSample]]] = []
-        for answer in answers:
-            if answer is not None and answer.history:
-                first = answer.history[-1]
-                series.append((first.role, first.index, first.pid, answer.history))
-        for reporter in (catalog.reporters if catalog is not None else []):
-            sample = reporter.sample
-            series.append((sample.role, sample.index, sample.pid, reporter.history))
-        series.sort(key=lambda s: _ROLE_ORDER.get(s[0], 9) * 1000 + s[1])
+        series: list[tuple[ProcessSample, list[ProcessSample]]] = [
+            (answer.history[-1], answer.history) for answer in answers
+            if answer is not None and answer.history]
+        series += [(r.sample, r.history) for r in
+                   (catalog.reporters if catalog is not None else [])]
+        series.sort(key=lambda s: _process_order(s[0]))
         body = {
             "limit": limit,
             "interval": float(self.gw.settings.monitoring.interval),
-            "processes": [{"role": role, "index": index, "pid": pid,
-                           "samples": [_process(s) for s in samples[-limit:]]}
-                          for role, index, pid, samples in series],
-            "totals": _history_totals([s for *_, s in series], limit,
+            "processes": [{"node": last.node, "role": last.role, "index": last.index,
+                           "pid": last.pid, "samples": [_process(s) for s in samples[-limit:]]}
+                          for last, samples in series],
+            "totals": _history_totals([samples for _, samples in series], limit,
                                       float(self.gw.settings.monitoring.interval)),
             "shards": self._shards(answers),
         }
@@ -190,12 +188,12 @@ def _choice(name: str, value: str, choices: dict[str, int]) -> int:
 _ROLE_ORDER = {"supervisor": 0, "shard": 1, "gateway": 2}
 
 
-def _process_order(sample: ProcessSample) -> tuple[int, int]:
-    return _ROLE_ORDER.get(sample.role, 9), sample.index
+def _process_order(sample: ProcessSample) -> tuple[str, int, int]:
+    return sample.node, _ROLE_ORDER.get(sample.role, 9), sample.index
 
 
 def _process(sample: ProcessSample) -> dict[str, Any]:
-    out = {"role": sample.role, "index": sample.index, "pid": sample.pid,
+    out = {"node": sample.node, "role": sample.role, "index": sample.index, "pid": sample.pid,
            "timestamp": format_ts(sample.timestamp), "cpuPercent": sample.cpu_percent,
            "cpuSeconds": sample.cpu_seconds, "rssBytes": sample.rss_bytes,
            "vmsBytes": sample.vms_bytes, "threads": sample.threads,

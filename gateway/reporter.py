@@ -23,13 +23,13 @@ log = logging.getLogger(__name__)
 
 class Reporter:
     def __init__(self, shards: Shards, metrics: HttpMetrics, worker: int, interval_s: float,
-                 websockets: Callable[[], int]) -> None:
+                 websockets: Callable[[], int], node: str = "") -> None:
         self.shards = shards
         self.metrics = metrics
         self.worker = worker
         self.interval_s = interval_s
         self.websockets = websockets
-        self.sampler = Sampler("gateway", worker)
+        self.sampler = Sampler("gateway", worker, node)
         self.last: ProcessSample = self.sampler.sample()
         self._task: asyncio.Task[None] | None = None
 

@@ -76,9 +76,10 @@ def merge_histograms(parts: Sequence[HistogramData]) -> HistogramData | None:
 class Sampler:
     """Samples this process: CPU since the previous sample, memory, threads, open files."""
 
-    def __init__(self, role: str, index: int) -> None:
+    def __init__(self, role: str, index: int, node: str = "") -> None:
         self.role = role
         self.index = index
+        self.node = node
         self.process = psutil.Process(os.getpid())
         self.process.cpu_percent(None)  # the first call starts the measurement
         self.started = self.process.create_time()
@@ -97,4 +98,5 @@ class Sampler:
                 timestamp=int(time.time() * 1000), cpu_percent=process.cpu_percent(None),
                 rss_bytes=memory.rss, vms_bytes=memory.vms, threads=process.num_threads(),
                 open_files=open_files, uptime_s=round(time.time() - self.started, 3),
-                disk_bytes=disk_bytes, cpu_seconds=round(times.user + times.system, 3))
+                disk_bytes=disk_bytes, cpu_seconds=round(times.user + times.system, 3),
+                node=self.node)

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                     recent_cache_bytes=settings.storage.recent_cache_bytes)
     path = layout.shard_dir(args.index)
     monitor = Monitor(args.index, float(settings.monitoring.interval),
-                      settings.monitoring.history_size)
+                      node=settings.general.node_id,
+                      history_size=settings.monitoring.history_size)
     disk = DiskGuard(args.index, path if os.path.isdir(path) else settings.data_dir,
                      settings.storage.min_free_bytes)
 

@@ -80,6 +80,7 @@ class _Heard:
 class Monitor:
     index: int
     interval_s: float = 5.0
+    node: str = ""
     history_size: int = 720
     latency: dict[type, Histogram] = field(default_factory=dict)
     batch_writes: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
@@ -91,7 +92,7 @@ class Monitor:
     sampler: Sampler | None = None
     last: ProcessSample | None = None
     history: deque[ProcessSample] = field(default_factory=deque)
-    heard: dict[tuple[str, int], _Heard] = field(default_factory=dict)
+    heard: dict[tuple[str, str, int], _Heard] = field(default_factory=dict)
     _rolled: tuple[int, int] = (0, 0)
     _next_sample_s: float = 0.0
 
@@ -131,14 +132,14 @@ class Monitor:
 
     def sample(self, disk_bytes: int = -1) -> ProcessSample:
         if self.sampler is None:
-            self.sampler = Sampler("shard", self.index)
+            self.sampler = Sampler("shard", self.index, self.node)
         self.last = self.sampler.sample(disk_bytes)
         self.history.append(self.last)
         return self.last
 
     def heard_from(self, report: Report) -> None:
         sample = report.sample
-        key = (sample.role, sample.index)
+        key = (sample.node, sample.role, sample.index)
         heard = self.heard.get(key)
         if heard is None or heard.sample.pid != sample.pid:  # new, or a restarted process
             heard = self.heard[key] = _Heard(sample, deque(maxlen=self.history_size), None, 0)

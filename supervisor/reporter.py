@@ -20,9 +20,9 @@ from gortms.protocol.monitor import MAX_REPORT_EVENTS, Event, Report
 
 
 class Reporter:
-    def __init__(self, endpoint: str, interval_s: float) -> None:
+    def __init__(self, endpoint: str, interval_s: float, node: str = "") -> None:
         self.interval_s = interval_s
-        self.sampler = Sampler("supervisor", 0)
+        self.sampler = Sampler("supervisor", 0, node)
         self.events: deque[Event] = deque(maxlen=MAX_REPORT_EVENTS)
         self.socket = zmq.Context.instance().socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)

@@ -43,6 +43,7 @@ class ProcessSample(Struct, frozen=True, kw_only=True, rename="camel"):
     uptime_s: float
     disk_bytes: int = -1  # a shard's database on disk; -1 for other processes
     cpu_seconds: float = 0.0  # user + system since the process started
+    node: str = ""  # general.nodeId of the host it runs on
 
 
 class Event(Struct, frozen=True, kw_only=True, rename="camel"):
