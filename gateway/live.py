@@ -275,7 +275,9 @@ class LiveHub:
             self._do(observer.live, frames, first)
 
     def on_catalog(self, event: CatalogEvent) -> None:
-        if not event.deleted:
+        # Only queue and domain deletions: the catalog topic also carries account records
+        # ("records", whose `domain` is a collection such as "logins") and log levels.
+        if not event.deleted or event.kind not in ("queue", "domain"):
             return
         if event.kind == "queue":
             gone = [self.feeds.get((event.domain, event.queue or ""))]

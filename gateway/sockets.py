@@ -195,7 +195,7 @@ class SocketsApi:
         self.gw.shards.on_catalog_event(self.on_catalog)
 
     def on_catalog(self, event: CatalogEvent) -> None:
-        if not event.deleted:
+        if not event.deleted or event.kind not in ("queue", "domain"):  # see LiveHub.on_catalog
             return
         what = "queue" if event.kind == "queue" else "domain"
         for connection in list(self.connections):

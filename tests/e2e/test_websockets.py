@@ -481,3 +481,28 @@ def test_a_batch_observer_gets_messages_frames_with_every_message_in_order(share
     code, reason = closed_with(shared_broker, queue.replace(
         "/api/domains/", "/api/ws/domains/") + "?batch=maybe")
     assert code == 4400 and "batch" in reason
+
+
+def test_account_record_events_do_not_close_the_sockets_of_a_domain_named_alike(
+        broker_factory):
+    # A successful login deletes the user's failure record, announced on the catalog topic
+    # as a record of the collection "logins": not the deletion of a domain "logins".
+    broker = broker_factory()
+    with broker.client() as api:
+        assert api.post("/api/domains", json={"name": "logins"}).status_code == 201
+        assert api.post("/api/domains/logins/queues", json={"name": "q"}).status_code == 201
+        queue = "/api/domains/logins/queues/q"
+        assert api.post("/api/auth/bootstrap", json={
+            "username": "admin", "password": "correct horse battery"}).status_code == 201
+        with observe(broker, queue) as watcher, consumer(broker, queue, 5) as member:
+            bad = api.post("/api/auth/login", json={"username": "admin", "password": "nope"})
+            assert bad.status_code == 401
+            good = api.post("/api/auth/login", json={"username": "admin",
+                                                     "password": "correct horse battery"})
+            assert good.status_code == 200
+            assert api.post(f"{queue}/messages", json={"after": "login"}).status_code == 201
+            [seen] = [f for f in frames_until(watcher, 1) if f["type"] == "message"]
+            assert seen["payload"] == {"after": "login"}
+            delivered = frames_until(member, 1)
+            assert [f["payload"] for f in delivered if f["type"] == "message"] == [
+                {"after": "login"}]
