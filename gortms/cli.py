@@ -3,11 +3,15 @@
     gortms [--config PATH]                 run the broker (same as `gortms serve`)
     gortms --generate-config [--config P]  write a complete, commented config.yaml
     gortms --version
-    gortms shards [--json]                 each shard of a running broker: pid, state, queues, ...
-    gortms inspect DOMAIN/QUEUE [--json]   a queue's positions, groups and pending, read-only
+    gortms shards [--json]                 each shard: pid, state, queues, ... (asked, or read
+                                           read-only from a stopped broker's data dir)
+    gortms inspect DOMAIN/QUEUE [--json]   a queue's positions, groups with lag and pending,
+                                           dead letters and disk use, read-only
     gortms dump DOMAIN/QUEUE [--from N] [--limit M]
                                            a queue's stored messages as JSON lines, read-only
     gortms check [--json]                  verify every shard's database, read-only
+    gortms bench [--url URL] [options]     load a running broker, report throughput and
+                                           latency (its own options: gortms bench --help)
 
 Commands that run the broker or open its data are loaded by module name (like the
 supervisor starts its children), so `gortms` depends on no other package of this project.
@@ -38,6 +42,9 @@ COMMANDS = {
     "dump": "shard.dump",
     "check": "shard.check",
 }
+# Commands with options of their own: they parse the rest of the line themselves, and need
+# no broker settings (a client of the broker at its --url).
+OWN_OPTIONS = {"bench": "gortms.loadtest"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,9 +57,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --generate-config: overwrite an existing file")
     parser.add_argument("--version", action="version", version=f"gortms {__version__}")
     parser.add_argument("command", nargs="?", default="serve", choices=sorted(COMMANDS),
-                        help="serve (default), shards, inspect, dump or check")
+                        help="serve (default), shards, inspect, dump, check; also bench "
+                             "(gortms bench --help)")
     parser.add_argument("target", nargs="?", help="inspect, dump: DOMAIN/QUEUE")
-    parser.add_argument("--json", action="store_true", help="shards, inspect, check: print JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="shards, inspect, check: print JSON (dump always prints JSON lines)")
     # Validated by `dump` itself (integers >= 1), for a one-line message.
     parser.add_argument("--from", dest="from_", metavar="N",
                         help="dump: from position N (default: the first retained)")
@@ -77,6 +86,12 @@ def _config_failed(exc: ConfigError) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in OWN_OPTIONS:
+        try:
+            return int(importlib.import_module(OWN_OPTIONS[argv[0]]).main(argv[1:]) or 0)
+        except KeyboardInterrupt:
+            return EXIT_FAILURE
     args = _parser().parse_args(argv)
     path = args.config or os.environ.get("GORTMS_CONFIG")
     if args.generate_config:
@@ -91,3 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         return _config_failed(exc)
     except KeyboardInterrupt:
         return EXIT_FAILURE
+    except BrokenPipeError:
+        # The reader went away (`gortms shards --json | head`): stop quietly, as other tools
+        # do; stdout goes to /dev/null so the interpreter's own flush at exit fails no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
