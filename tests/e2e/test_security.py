@@ -92,7 +92,8 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
 # --- every route guarded ------------------------------------------------------------------------
 
 PUBLIC = {("POST", "/api/auth/login"), ("POST", "/api/auth/bootstrap"),
-          ("POST", "/api/account-requests"), ("GET", "/health"), ("GET", "/api/health")}
+          ("POST", "/api/account-requests"), ("GET", "/health"), ("GET", "/api/health"),
+          ("GET", "/api/openapi.json"), ("GET", "/api/docs")}
 
 
 def route_table() -> list[tuple[str, str]]:
