@@ -2,7 +2,9 @@
 
 A connection starts observing: `connected`, then a `message` frame for every message
 published to the queue from then on, by any route and any gateway worker (gateway/live.py);
-with `?batch=true`, a `messages` frame holding what each hand-over brought.
+with `?batch=true`, a `messages` frame holding what each hand-over brought; with
+`?observe=false`, none (a socket to publish or consume on: the broker does no fan-out work
+for it, and it needs no consume permission to open).
 On the same socket a client may `publish` (answered `published` once durable, or `error`;
 the socket stays usable), `ping` (`pong`), and switch to consumer mode with `consume`: it
 stops observing, and receives the group's deliveries, at most as many as the credits it
@@ -40,7 +42,7 @@ from gortms.errors import (DomainNotFound, GortmsError, GroupNotFound, InvalidJs
                            InvalidParameter, PayloadTooLarge, QueueNotFound, ShardUnavailable)
 from gortms.models import format_ts, parse_duration
 from gortms.protocol import (MAX_REASON, Ack, Acked, CatalogEvent, Deliveries, Extend, Extended,
-                             Fetch, Nack, Nacked, Published, Release)
+                             Fetch, Nack, Nacked, Published, QueueGet, Release)
 from gateway.catalog import Domain
 from gateway.context import Gateway
 from gateway.credentials import ANONYMOUS, Principal
@@ -169,21 +171,24 @@ class SocketsApi:
             await outbox.close(4400, "domain and queue must be names of 1-128 characters "
                                      "of A-Z a-z 0-9 . _ : -")
             return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        flags = {}
+        for flag, default in (("batch", "false"), ("observe", "true")):
+            value = query.get(flag, [default])[-1].lower()
+            if value not in ("true", "false", "1", "0"):
+                await outbox.close(4400, f"{flag} must be true or false")
+                return
+            flags[flag] = value in ("true", "1")
         try:
-            principal = await self.admit(scope, domain)
+            principal = await self.admit(scope, domain, flags["observe"])
         except GortmsError as exc:
             await outbox.close(4000 + exc.http_status, exc.message)
             return
         if self.gw.draining.is_set():
             await outbox.close(STOPPING, "the broker is shutting down")
             return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        batch = query.get("batch", ["false"])[-1].lower()
-        if batch not in ("true", "false", "1", "0"):
-            await outbox.close(4400, "batch must be true or false")
-            return
         connection = Connection(self, domain, queue, receive, outbox, principal,
-                                batch in ("true", "1"))
+                                flags["batch"], flags["observe"])
         self.connections.add(connection)
         try:
             await connection.run()
@@ -204,10 +209,11 @@ class SocketsApi:
                 name = f"{event.domain}/{event.queue}" if what == "queue" else event.domain
                 connection.end(GONE, f"{what} '{name}' was deleted")
 
-    async def admit(self, scope: Scope, domain: str) -> Principal:
+    async def admit(self, scope: Scope, domain: str, observe: bool = True) -> Principal:
         """Who opens the socket: a token (`Authorization: Bearer`, or `?token=` from a
         browser) or HMAC headers over GET, the path and an empty body. Observing needs
-        consume on the domain; publishing and consuming are checked per frame."""
+        consume on the domain (a socket opened with ?observe=false needs nothing more than
+        a credential); publishing and consuming are checked per frame."""
         if not self.guard.enabled:
             return ANONYMOUS
         headers = {k.decode("latin-1"): v.decode("latin-1")
@@ -216,7 +222,8 @@ class SocketsApi:
         principal = await self.guard.credentials.authenticate(
             "GET", scope["path"], headers, token[0] if token else None, b"",
             client_address(scope), scope.get("scheme", "ws"))
-        authorize(principal, on("consume"), domain)
+        if observe:
+            authorize(principal, on("consume"), domain)
         return principal
 
     async def close_all(self, code: int, reason: str) -> None:
@@ -228,11 +235,14 @@ class Connection:
     """One WebSocket: an observer of its queue (until `consume`), a publisher, a consumer."""
 
     def __init__(self, api: SocketsApi, domain: str, queue: str, receive: Receive,
-                 outbox: Outbox, principal: Principal, batch: bool = False) -> None:
+                 outbox: Outbox, principal: Principal, batch: bool = False,
+                 observe: bool = True) -> None:
         self.api = api
         self.principal = principal
         # ?batch=true: the live messages of one hand-over come as one `messages` frame
         self.batch = batch
+        # ?observe=false: a socket to publish (or consume) on, without the live stream
+        self.observe = observe
         self.gw = api.gw
         self.domain = domain
         self.queue = queue
@@ -274,11 +284,15 @@ class Connection:
 
     async def run(self) -> None:
         try:
-            position = await self.api.hub.join(self.domain, self.queue, self)
+            if self.observe:
+                position = await self.api.hub.join(self.domain, self.queue, self)
+            else:  # the queue must exist all the same; the stream would start here
+                info = await self.gw.queue_call(self.domain, self.queue, QueueGet)
+                position = info.last_position + 1
         except GortmsError as exc:
             await self.outbox.close(4000 + exc.http_status, exc.message)
             return
-        self.observing = True
+        self.observing = self.observe
         try:
             self.outbox.reply(orjson.dumps({
                 "type": "connected", "subscriptionId": str(uuid.uuid4()),

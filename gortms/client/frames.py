@@ -106,13 +106,14 @@ class Target:
 
 
 def socket_target(settings: Settings, tls: ssl.SSLContext | None, domain: str, queue: str,
-                  batch: bool) -> Target:
+                  batch: bool, observe: bool = True) -> Target:
     parts = urlsplit(settings.url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     path = "/api/ws" + queue_path(domain, queue)[4:]  # /api/ws/domains/{d}/queues/{q}
     headers = {} if settings.authorize is None else \
         dict(settings.authorize("GET", path, b""))  # signed as a GET with an empty body
-    url = f"{scheme}://{parts.netloc}{path}" + ("?batch=true" if batch else "")
+    flags = [flag for flag, on in (("batch=true", batch), ("observe=false", not observe)) if on]
+    url = f"{scheme}://{parts.netloc}{path}" + ("?" + "&".join(flags) if flags else "")
     return Target(url, headers, tls if scheme == "wss" else None, settings.timeout_s)
 
 

@@ -94,8 +94,8 @@ class _Base(Operations):
         self._tls = tls_context(verify)
         self._http = self._HTTP(base_url=self.settings.url, verify=self._tls)
 
-    def _target(self, domain: str, queue: str, batch: bool) -> Target:
-        return socket_target(self.settings, self._tls, domain, queue, batch)
+    def _target(self, domain: str, queue: str, batch: bool, observe: bool = True) -> Target:
+        return socket_target(self.settings, self._tls, domain, queue, batch, observe)
 
 
 class Client(_Base):
@@ -137,16 +137,18 @@ class Client(_Base):
             time.sleep(course.took(fetched))
 
     def socket(self, domain: str, queue: str, *, batch: bool = False,
-               buffer: int = DEFAULT_BUFFER) -> QueueSocket:
-        """A WebSocket on the queue, connected (observing; `consume()` to switch)."""
-        return QueueSocket.open(self._target(domain, queue, batch), buffer)
+               buffer: int = DEFAULT_BUFFER, observe: bool = True) -> QueueSocket:
+        """A WebSocket on the queue, connected (observing unless `observe=False`, a socket
+        to publish or consume on; `consume()` to switch)."""
+        return QueueSocket.open(self._target(domain, queue, batch, observe), buffer)
 
     observe = socket
 
     def consumer(self, domain: str, queue: str, group: str, *, consumer: str | None = None,
                  credits: int = 100, batch: bool = False) -> QueueSocket:
         """A WebSocket consuming from `group` (created if need be), with `credits`."""
-        socket = self.socket(domain, queue, buffer=max(DEFAULT_BUFFER, credits))
+        socket = self.socket(domain, queue, buffer=max(DEFAULT_BUFFER, credits),
+                             observe=False)
         try:
             return socket.consume(group, consumer, credits, batch)
         except BaseException:
@@ -191,15 +193,17 @@ class AsyncClient(_Base):
             await asyncio.sleep(course.took(fetched))
 
     async def socket(self, domain: str, queue: str, *, batch: bool = False,
-                     buffer: int = DEFAULT_BUFFER) -> AsyncQueueSocket:
-        return await AsyncQueueSocket.open(self._target(domain, queue, batch), buffer)
+                     buffer: int = DEFAULT_BUFFER, observe: bool = True) -> AsyncQueueSocket:
+        return await AsyncQueueSocket.open(self._target(domain, queue, batch, observe),
+                                           buffer)
 
     observe = socket
 
     async def consumer(self, domain: str, queue: str, group: str, *,
                        consumer: str | None = None, credits: int = 100,
                        batch: bool = False) -> AsyncQueueSocket:
-        socket = await self.socket(domain, queue, buffer=max(DEFAULT_BUFFER, credits))
+        socket = await self.socket(domain, queue, buffer=max(DEFAULT_BUFFER, credits),
+                                   observe=False)
         try:
             return await socket.consume(group, consumer, credits, batch)
         except BaseException:

@@ -170,9 +170,8 @@ async def http_consumer(run: Run, index: int) -> None:
 
 async def ws_publisher(run: Run) -> None:
     async with client_for(run.options) as client:
-        # buffer 0: the socket observes the queue too (the protocol has no publish-only
-        # mode); those frames are skipped unread.
-        socket = await client.socket(run.domain, run.queue, buffer=0)
+        # observe=False: no live stream to this socket (the broker does no fan-out for it)
+        socket = await client.socket(run.domain, run.queue, buffer=0, observe=False)
         async with socket:
             while count := await run.slot():
                 started = time.perf_counter()

@@ -506,3 +506,34 @@ def test_account_record_events_do_not_close_the_sockets_of_a_domain_named_alike(
             delivered = frames_until(member, 1)
             assert [f["payload"] for f in delivered if f["type"] == "message"] == [
                 {"after": "login"}]
+
+
+def test_a_socket_opened_with_observe_false_publishes_and_consumes_without_the_stream(
+        shared_broker, api):
+    queue = make_queue(api)
+    assert api.post(f"{queue}/messages", json={"before": True}).status_code == 201
+    with open_socket(ws_url(shared_broker, queue) + "?observe=false") as ws, \
+            observe(shared_broker, queue) as watcher:
+        hello = recv(ws)
+        assert hello["type"] == "connected" and hello["position"] == 2
+        ws.send(orjson.dumps({"type": "publish", "payload": {"n": 1}}).decode())
+        assert recv(ws)["type"] == "published"
+        assert api.post(f"{queue}/messages", json={"n": 2}).status_code == 201
+        seen = [f for f in frames_until(watcher, 2) if f["type"] == "message"]
+        assert [f["payload"] for f in seen] == [{"n": 1}, {"n": 2}]
+        ws.send(orjson.dumps({"type": "ping"}).decode())
+        assert recv(ws)["type"] == "pong"  # and no message frame came before it
+        ws.send(orjson.dumps({"type": "consume", "group": "g", "credits": 5}).decode())
+        frames = [recv(ws) for _ in range(4)]
+        assert frames[0]["type"] == "consuming"
+        assert [f["payload"] for f in frames[1:]] == [{"before": True}, {"n": 1}, {"n": 2}]
+
+
+def test_observe_must_be_a_boolean_and_the_queue_must_exist(shared_broker, api):
+    queue = make_queue(api)
+    for url, code in ((ws_url(shared_broker, queue) + "?observe=maybe", 4400),
+                      (ws_url(shared_broker, queue + "-none") + "?observe=false", 4404)):
+        with open_socket(url) as ws:
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=10)
+            assert info.value.rcvd is not None and info.value.rcvd.code == code
