@@ -37,12 +37,15 @@ from gateway.httpmetrics import HttpMetrics, measured
 from gateway.messages import MessagesApi
 from gateway.monitoring import MonitoringApi
 from gateway.reporter import Reporter
+from gateway.openapi import OpenApiDocs
 from gateway.responses import (gortms_error_response, on_gortms_error, on_http_exception,
                                on_unexpected)
 from gateway.shards import Shards
 from gateway.sockets import STOPPING, SocketsApi
 from gateway.services import ServicesApi
+from gateway.settings import SettingsApi
 from gateway.stream import StreamApi
+from gateway.ui import UiApp
 from gateway.users import UsersApi
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -83,6 +86,10 @@ def routes(gw: Gateway, guard: Guard, messages: MessagesApi, groups: GroupsApi,
            stream: StreamApi, users: UsersApi, services: ServicesApi,
            monitoring: MonitoringApi) -> list[Route]:
     health, domains = HealthApi(gw), DomainsApi(gw)
+    config = SettingsApi(gw)
+    gw.shards.on_catalog_event(config.on_event)  # a new log level, from the catalog shard
+    openapi = OpenApiDocs(gw.settings)
+    ui = UiApp()  # the web UI's files, read once (gateway/ui.py)
     manage, consume, publish = on("manage"), on("consume"), on("publish")
 
     def r(path: str, **methods: tuple[Endpoint, Need]) -> Route:
@@ -91,6 +98,9 @@ def routes(gw: Gateway, guard: Guard, messages: MessagesApi, groups: GroupsApi,
     return [
         r("/health", GET=(health.health, PUBLIC)),
         r("/api/health", GET=(health.health, PUBLIC)),
+        # the OpenAPI document and its page (gateway/openapi.py), built once per process
+        r("/api/openapi.json", GET=(openapi.openapi, PUBLIC)),
+        r("/api/docs", GET=(openapi.docs, PUBLIC)),
         # creating a domain needs manage on the name in the body: checked by the endpoint
         r("/api/domains", GET=(domains.list_domains, AUTHENTICATED),
           POST=(domains.create_domain, AUTHENTICATED)),
@@ -142,6 +152,12 @@ def routes(gw: Gateway, guard: Guard, messages: MessagesApi, groups: GroupsApi,
         r("/api/services/{id}", GET=(services.get, ADMIN), DELETE=(services.delete, ADMIN)),
         r("/api/services/{id}/rotate-secret", POST=(services.rotate, ADMIN)),
         r("/api/services/{id}/permissions", PUT=(services.set_permissions, ADMIN)),
+        # the running config file (gateway/settings.py)
+        r("/api/admin/settings", GET=(config.get, ADMIN), PUT=(config.put, ADMIN)),
+        r("/api/admin/settings/reset", POST=(config.reset, ADMIN)),
+        # the web UI (gateway/ui.py): public files; the API calls it makes are guarded
+        r("/ui", GET=(ui.redirect, PUBLIC)),
+        r("/ui/{path:path}", GET=(ui.serve, PUBLIC)),
     ]
 
 

@@ -5,8 +5,9 @@ Every route in gateway/app.py names a `Need`; `Guard.check` authenticates the re
 authentication off every request is the anonymous principal, which may do everything, and
 the check costs one attribute test.
 
-    PUBLIC          health, login, bootstrap, account-request creation
-    AUTHENTICATED   any valid credential (listings across domains)
+    PUBLIC          health, login, bootstrap, account-request creation, the OpenAPI
+                    document and page (and /metrics with monitoring.publicMetrics)
+    AUTHENTICATED   any valid credential (listings across domains, monitoring)
     USER            a user's token (profile, change-password): a service has no password
     ADMIN           a user with role admin (users, account requests, service accounts)
     on(action)      a permission on the domain named in the path: publish, consume,

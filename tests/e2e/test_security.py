@@ -93,7 +93,8 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
 
 PUBLIC = {("POST", "/api/auth/login"), ("POST", "/api/auth/bootstrap"),
           ("POST", "/api/account-requests"), ("GET", "/health"), ("GET", "/api/health"),
-          ("GET", "/api/openapi.json"), ("GET", "/api/docs")}
+          ("GET", "/api/openapi.json"), ("GET", "/api/docs"),
+          ("GET", "/ui"), ("GET", "/ui/{path:path}")}  # the web UI's files (gateway/ui.py)
 
 
 def route_table() -> list[tuple[str, str]]:
@@ -117,7 +118,10 @@ ADMIN_ROUTES = re.compile(r"^/api/(admin|services)")
 # Any valid credential may: listings across domains, and creating a domain (which checks
 # manage on the name in the body, after reading it).
 ANY_CREDENTIAL = {("GET", "/api/domains"), ("POST", "/api/domains"),
-                  ("GET", "/api/consumer-groups")}
+                  ("GET", "/api/consumer-groups"),
+                  # monitoring: names and counts of the whole broker, never messages
+                  ("GET", "/api/stats"), ("GET", "/api/resources/current"),
+                  ("GET", "/api/resources/history"), ("GET", "/metrics")}
 
 
 def test_every_route_but_the_public_ones_needs_a_credential_and_the_right_to_act(secure):
