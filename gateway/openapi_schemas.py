@@ -27,7 +27,7 @@ Schema = dict[str, Any]
 REF = "#/components/schemas/"
 # NAME_PATTERN ends in Python's \Z; JSON Schema patterns are ECMA-262, where $ (no multiline
 # flag) means the same.
-NAME_REGEX = NAME_PATTERN.removesuffix(r"\Z") + "$"
+NAME_REGEX = NAME_PATTERN.replace(r"\Z", "$")
 DURATION_REGEX = r"^(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))+)$"
 
 
@@ -151,7 +151,8 @@ def shared_schemas(schemas: Schemas) -> None:
                        "message": {"type": "string"}}})
     schemas.add("Name", {"type": "string", "pattern": NAME_REGEX,
                          "description": "a domain, queue, group or consumer name: 1-128 "
-                                        "characters of A-Z a-z 0-9 . _ : -"})
+                                        "characters of A-Z a-z 0-9 . _ : -, other than . "
+                                        "and .."})
     schemas.add("Duration", {"type": "string", "pattern": DURATION_REGEX,
                              "description": "Go-style duration (\"500ms\", \"30s\", \"1h30m\", "
                                             "\"24h\"); \"0\" means none", "examples": ["30s"]})

@@ -22,8 +22,10 @@ from gortms.errors import GortmsError, InvalidName, InvalidParameter
 
 T = TypeVar("T")
 
-NAME_RULE = "1-128 characters of A-Z a-z 0-9 . _ : -"
-NAME_PATTERN = r"^[A-Za-z0-9._:-]{1,128}\Z"  # \Z: "$" would let a final newline through
+NAME_RULE = "1-128 characters of A-Z a-z 0-9 . _ : -, other than . and .."
+# \Z: "$" would let a final newline through. "." and ".." are refused: a URL path cannot hold
+# them (clients and proxies remove dot segments), so such a queue could never be reached.
+NAME_PATTERN = r"^(?!\.\.?\Z)[A-Za-z0-9._:-]{1,128}\Z"
 # Positions are 8-byte keys in RocksDB; this bound keeps every one (and its +1) in range.
 MAX_POSITION = 2**62
 MAX_DURATION_S = 100 * 365 * 86400.0
@@ -222,7 +224,8 @@ _AT = re.compile(r" - at `\$(.*)`$")
 _KINDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
           "array": "a list", "object": "an object", "null": "null", "bytes": "bytes"}
 _REASONS = (
-    (re.compile("Expected `str` matching regex '" + re.escape(NAME_PATTERN[:-2])),
+    # msgspec shows the pattern as Python's repr does (backslashes doubled)
+    (re.compile("Expected `str` matching regex " + re.escape(repr(NAME_PATTERN)[:-4])),
      lambda m: f"must be a name of {NAME_RULE}"),
     (re.compile(r"Expected `array` of length <= (\d+)"), lambda m: f"holds at most {m[1]} items"),
     (re.compile(r"Expected `str` of length <= (\d+)"),

@@ -215,3 +215,15 @@ def test_a_duration_given_as_a_bare_number_is_a_400_naming_the_form(
     # The same settings as strings are taken, and "0" and 0 both mean none.
     reply = api.put(f"/api/domains/{world}/queues/q/consumer-groups/g/ttl", json={"ttl": 0})
     assert reply.status_code == 200, reply.text
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dot_names_are_refused_since_no_url_could_reach_them(api, name):
+    reply = api.post("/api/domains", json={"name": name})
+    assert reply.status_code == 400 and reply.json()["error"] in ("invalid_name",
+                                                                    "invalid_parameter")
+    domain = unique("dots")
+    assert api.post("/api/domains", json={"name": domain}).status_code == 201
+    reply = api.post(f"/api/domains/{domain}/queues", json={"name": name})
+    assert reply.status_code == 400
+    assert ".." in reply.json()["message"]

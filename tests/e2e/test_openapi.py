@@ -174,7 +174,7 @@ def test_every_error_answer_is_the_shared_error_shape(document):
 def test_the_document_states_what_the_code_enforces(document):
     schemas = document["components"]["schemas"]
     params = document["components"]["parameters"]
-    assert schemas["Name"]["pattern"] == "^[A-Za-z0-9._:-]{1,128}$"
+    assert schemas["Name"]["pattern"] == r"^(?!\.\.?$)[A-Za-z0-9._:-]{1,128}$"
     assert params["domain"]["schema"]["allOf"][0] == {"$ref": "#/components/schemas/Name"}
     config = schemas["QueueConfigInput"]
     assert config["additionalProperties"] is False  # unknown keys are a 400

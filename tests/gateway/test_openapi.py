@@ -12,9 +12,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from gortms.checks import Duration, parse_duration, to_builtins
+from gortms.checks import Duration, check_name, parse_duration, to_builtins
 from gortms.config import load_settings
-from gortms.errors import InvalidParameter
+from gortms.errors import InvalidName, InvalidParameter
 from gortms.models import AckMode, QueueConfig
 from gortms.protocol import (Acked, Consumer, GroupInfo, Nacked, PendingEntry, PendingList,
                              QueueInfo, Queues, Settled)
@@ -85,8 +85,14 @@ def test_the_duration_pattern_is_the_parser_s(text: str, ok: bool):
 
 
 def test_the_name_pattern_is_the_naming_rule():
-    assert NAME_REGEX == "^[A-Za-z0-9._:-]{1,128}$"
+    assert NAME_REGEX == r"^(?!\.\.?$)[A-Za-z0-9._:-]{1,128}$"
     assert SCHEMAS["Name"]["pattern"] == NAME_REGEX
+    for name in ["a", "...", ".a", "x" * 128, ".", "..", "a b", "x" * 129, ""]:
+        try:
+            accepted = check_name("queue", name) == name
+        except InvalidName:
+            accepted = False
+        assert bool(re.search(NAME_REGEX, name)) == accepted, name
 
 
 def test_the_document_follows_the_settings():

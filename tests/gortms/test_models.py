@@ -25,13 +25,13 @@ def group_spec(body: object) -> GroupSpec:
 
 
 @pytest.mark.parametrize("name", ["a", "Z", "0", "orders", "order.events_v2:eu-west-1",
-                                  "A-Za-z0-9._:-", "x" * 128, "..", "-"])
+                                  "A-Za-z0-9._:-", "x" * 128, "...", ".a", "-"])
 def test_a_valid_name_is_returned_unchanged(name: str) -> None:
     assert check_name("queue", name) == name
 
 
 @pytest.mark.parametrize("name", ["", "x" * 129, "a/b", "a b", " a", "a\n", "a\t", "é", "a*",
-                                  "a?b", "a#b", "a%2Fb", "\u0661", "a\0"])
+                                  "a?b", "a#b", "a%2Fb", "\u0661", "a\0", ".", ".."])
 def test_an_invalid_name_is_refused_with_the_rule(name: str) -> None:
     with pytest.raises(InvalidName) as info:
         check_name("queue", name)
