@@ -17,6 +17,7 @@ from gortms.protocol import (Acked, Extended, Groups, Nacked, PendingList, Queue
 from gateway.domains import QueueBody
 from gateway.groups import (ConsumerBody, ExtendBody, NackBody, RedriveBody, SeekBody,
                             SettleBody, TtlBody)
+from gateway.openapi_monitoring import monitoring_schemas
 from gateway.openapi_schemas import (Schema, Schemas, nullable, obj, ref, shared_schemas,
                                      success, with_status)
 
@@ -221,13 +222,7 @@ def _loose(*keys: str, description: str = "") -> Schema:
 
 
 def _monitoring(s: Schemas) -> None:
-    s.add("Stats", _loose("domains", "queues", "messages", "routes", "messageRates",
-                          "activeDomains", "topQueues", "queueAlerts", "recentEvents"))
-    s.add("Resources", _loose(description="CPU, memory, threads, open files and disk per "
-                                          "process (supervisor, shards, gateways) and totals"))
-    s.add("ResourceHistory", _loose(description="earlier samples of /api/resources/current"))
-    s.add("DomainResources", _loose(description="a domain's queue counts, messages and bytes "
-                                                "stored"))
+    monitoring_schemas(s)  # gateway/openapi_monitoring.py
     settings = ("file", "settings", "effective", "environment", "problems",
                 "restartRequired", "restartNeeded")
     s.add("Settings", _loose(*settings, description="the config file the broker was started "

@@ -14,6 +14,9 @@ from typing import Any, Callable, Iterator
 import httpx2
 import psutil
 import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 from gortms.partition import shard_for
 from tests.conftest import Broker, start_broker, unique
@@ -393,3 +396,21 @@ def test_monitoring_answers_with_a_shard_down(broker_factory):
             assert current["shards"]["down"] == [1]
         finally:
             os.kill(pid, signal.SIGCONT)
+
+
+def test_every_monitoring_answer_matches_the_openapi_document(api):
+    document = api.get("/api/openapi.json").json()
+    registry = Registry().with_resource("urn:doc", DRAFT202012.create_resource(document))
+    domain = unique("doc")
+    queue = make(api, domain, "q")
+    publish(api, queue, 2)
+    for path, component in [("/api/stats?period=6h&granularity=10s", "Stats"),
+                            ("/api/resources/current", "Resources"),
+                            ("/api/resources/history?limit=3", "ResourceHistory"),
+                            (f"/api/resources/domains/{domain}", "DomainResources")]:
+        reply = api.get(path)
+        assert reply.status_code == 200
+        validator = Draft202012Validator({"$ref": f"urn:doc#/components/schemas/{component}"},
+                                         registry=registry)
+        errors = [e.message for e in validator.iter_errors(reply.json())]
+        assert errors == [], (path, errors[:3])
