@@ -45,6 +45,7 @@ from gateway.sockets import STOPPING, SocketsApi
 from gateway.services import ServicesApi
 from gateway.settings import SettingsApi
 from gateway.stream import StreamApi
+from gateway.ui import UiApp
 from gateway.users import UsersApi
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -88,6 +89,7 @@ def routes(gw: Gateway, guard: Guard, messages: MessagesApi, groups: GroupsApi,
     config = SettingsApi(gw)
     gw.shards.on_catalog_event(config.on_event)  # a new log level, from the catalog shard
     openapi = OpenApiDocs(gw.settings)
+    ui = UiApp()  # the web UI's files, read once (gateway/ui.py)
     manage, consume, publish = on("manage"), on("consume"), on("publish")
 
     def r(path: str, **methods: tuple[Endpoint, Need]) -> Route:
@@ -153,6 +155,9 @@ def routes(gw: Gateway, guard: Guard, messages: MessagesApi, groups: GroupsApi,
         # the running config file (gateway/settings.py)
         r("/api/admin/settings", GET=(config.get, ADMIN), PUT=(config.put, ADMIN)),
         r("/api/admin/settings/reset", POST=(config.reset, ADMIN)),
+        # the web UI (gateway/ui.py): public files; the API calls it makes are guarded
+        r("/ui", GET=(ui.redirect, PUBLIC)),
+        r("/ui/{path:path}", GET=(ui.serve, PUBLIC)),
     ]
 
 

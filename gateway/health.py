@@ -5,6 +5,9 @@ storage.minFreeBytes: writes that add data get 507) or "full" (its store failed 
 read-only), listed in "shardStorage"; "storage" is the worst of them. A shard that is up but
 low or full leaves the status "ok": it still serves reads, and taking the node out of a load
 balancer would stop consumers from draining it.
+
+"authentication" says whether security.enableAuthentication is on, so a client that holds no
+credential yet (the web UI, gateway/ui.py) knows whether to ask for a sign-in.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class HealthApi:
                       key=lambda state: _SEVERITY.get(state, 2), default="ok")
         body = {"status": status, "shards": {"up": up, "total": total},
                 "storage": storage, "shardStorage": shards,
-                "nodeId": self.gw.settings.general.node_id, "version": __version__}
+                "nodeId": self.gw.settings.general.node_id, "version": __version__,
+                "authentication": self.gw.settings.security.enable_authentication}
         return json_response(body, 200 if status == "ok" else 503,
                              None if status == "ok" else {"Retry-After": "1"})

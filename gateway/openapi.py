@@ -24,10 +24,14 @@ from gortms.config import Settings
 from gateway.openapi_bodies import broker_schemas
 from gateway.openapi_paths import HMAC, JSON, NAMED, Op, operations
 from gateway.openapi_schemas import Schema, ref
+from gateway.ui import UI_ROUTES
 
 STATIC = Path(__file__).parent / "static"
 DOCS_PAGE = STATIC / "docs.html"
 WEBSOCKET_PATH = "/api/ws/domains/{domain}/queues/{queue}"
+# Served routes the document leaves out on purpose: the web UI's pages and files (gateway/ui.py)
+# are HTML, CSS and JavaScript for browsers, not operations of the API.
+NOT_API = UI_ROUTES
 
 _STATUS_TEXT = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized",
                 403: "Forbidden", 404: "Not Found", 409: "Conflict",

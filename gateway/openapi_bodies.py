@@ -115,8 +115,10 @@ def _domains_and_health(s: Schemas) -> None:
                       ["up", "total"]),
         "storage": {"enum": ["ok", "low", "full"]},
         "shardStorage": {"type": "array", "items": shard},
-        "nodeId": {"type": "string"}, "version": {"type": "string"}},
-        ["status", "shards", "storage", "shardStorage", "nodeId", "version"]))
+        "nodeId": {"type": "string"}, "version": {"type": "string"},
+        "authentication": {"type": "boolean", "description":
+                           "security.enableAuthentication: whether a credential is needed"}},
+        ["status", "shards", "storage", "shardStorage", "nodeId", "version", "authentication"]))
     config_or_null = nullable(ref("QueueConfigInput"))
     s.add("DomainCreate", obj({
         "name": ref("Name"),
