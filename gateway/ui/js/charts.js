@@ -83,15 +83,14 @@ export function lineChart({height = 220, yFormat = fmtCompact, valueFormat = fmt
     ]);
     const spanMs = t1 - t0;
     const xCount = Math.min(times.length, Math.max(2, Math.floor(innerW / 110)));
-    const xTicks = [];
-    for (let i = 0; i < xCount; i++) {
-      xTicks.push(times[Math.round((i * (times.length - 1)) / Math.max(1, xCount - 1))]);
-    }
+    const xTicks = [];  // evenly in time: samples of several processes come at uneven times
+    for (let i = 0; i < xCount; i++) xTicks.push(t0 + (i * (t1 - t0)) / Math.max(1, xCount - 1));
     const xLabels = [...new Set(xTicks)].map((t, i, all) => svg("text", {
       class: "axis-label", x: x(t), y: height - 6,
       "text-anchor": all.length === 1 ? "middle" : i === 0 ? "start" : i === all.length - 1 ? "end" : "middle"},
       fmtTime(t, spanMs < 15 * 60 * 1000)));
     const shapes = series.map((s, i) => {
+      if (!s.points.length) return null;
       const line = s.points.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
       const base = y(0).toFixed(1);
       const first = x(s.points[0][0]).toFixed(1), last = x(s.points[s.points.length - 1][0]).toFixed(1);

@@ -129,7 +129,8 @@ export async function render(ctx) {
     {label: "Uptime", numeric: true, value: (p) => fmtDuration(p.uptimeSeconds)},
     {label: "Disk", numeric: true, value: (p) => (p.diskBytes === undefined ? "" : fmtBytes(p.diskBytes))},
   ], {empty: "No process has reported yet.",
-      rowProps: (p) => ({dataset: {process: `${p.role}-${p.index}`}})});
+      rowProps: (p) => ({dataset: {process: p.role === "supervisor" ? p.role
+                                                                     : `${p.role}-${p.index}`}})});
   const processTotals = h("p", {class: "chart-note"});
   const cpu = lineChart({height: 180, label: "CPU per process", yFormat: (v) => `${v} %`,
                          valueFormat: fmtPercent, empty: "No samples yet."});
