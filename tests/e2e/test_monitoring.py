@@ -340,7 +340,7 @@ def test_metrics_merge_every_worker_and_every_shard(api, broker):
 def test_promtool_accepts_the_metrics(api):
     promtool = shutil.which("promtool")
     if promtool is None:
-        if os.environ.get("GORTMS_REQUIRE_TOOLS"):
+        if os.environ.get("CI_REQUIRE_TOOLS"):
             pytest.fail("promtool is not installed (apt-get install prometheus)")
         pytest.skip("promtool is not installed (apt-get install prometheus)")
     domain = unique("prom")
