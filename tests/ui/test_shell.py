@@ -222,3 +222,67 @@ def test_an_account_request_from_the_sign_in_page_reaches_the_admins(page, secur
     page.click("button[type=submit]")
     page.wait_for_selector("[data-field=username] .field-error:not([hidden])")
     assert "already pending" in page.inner_text("[data-field=username] .field-error")
+
+
+# --- the shared components (js/components.js), as docs/UI.md describes them ---------------------
+
+COMPONENTS = """async () => {
+  const base = document.querySelector('script[type=module]').src.replace(/main\\.js$/, '');
+  const c = await import(base + 'components.js');
+  const {ApiError} = await import(base + 'api.js');
+  const main = document.querySelector('main');
+  const out = {};
+  const rows = Array.from({length: 120}, (_, i) => ({n: 120 - i}));
+  const t = c.table([{label: 'N', value: (r) => String(r.n), sort: (r) => r.n, numeric: true}],
+                    {rows, limit: 50});
+  main.append(t.el);
+  out.rows = t.el.querySelectorAll('tbody tr').length;
+  t.el.querySelector('th button').click();
+  out.first = t.el.querySelector('tbody td').textContent;
+  t.el.querySelector('button.more').click();
+  out.more = t.el.querySelectorAll('tbody tr').length;
+  const editor = c.jsonEditor({value: '{\\n "a": 1,\\n}'});
+  main.append(editor.el);
+  out.json = [editor.valid(), editor.check(), editor.el.querySelector('.field-error').textContent];
+  const f = c.form({fields: [{name: 'config.maxSize', label: 'Max size', type: 'number'},
+                             {name: 'name', label: 'Name', required: true}],
+    onSubmit: async () => {
+      throw new ApiError(400, 'invalid_config', 'config.maxSize must be an integer >= 1');
+    }});
+  main.append(f.el);
+  f.el.querySelector('button[type=submit]').click();  // Name is required: not sent
+  out.required = f.el.querySelector('[data-field=name] .field-error').textContent;
+  f.fields.name.input.value = 'q';
+  f.el.querySelector('button[type=submit]').click();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  out.server = f.el.querySelector('[data-field="config.maxSize"] .field-error').textContent;
+  main.append(c.notAvailable('routing rules', 'the broker has none yet'));
+  const asked = c.confirmDialog({title: 'Delete q1?', message: 'It goes.', typeToConfirm: 'q1'});
+  const dialog = document.querySelector('dialog');
+  const ok = dialog.querySelector('button[value=ok]');
+  out.locked = ok.disabled;
+  dialog.querySelector('input').value = 'q1';
+  dialog.querySelector('input').dispatchEvent(new Event('input'));
+  out.unlocked = !ok.disabled;
+  ok.click();
+  out.confirmed = await asked;
+  const cancelled = c.confirmDialog({title: 'Delete?', message: 'It goes.'});
+  document.querySelector('dialog button[value=cancel]').click();
+  out.cancelled = await cancelled;
+  return out;
+}"""
+
+
+def test_the_shared_components_behave_as_documented(page, open_broker):
+    page.goto(open_broker.url + "/ui/components-check")
+    page.wait_for_selector("main[data-page=not-found]")
+    out = page.evaluate(COMPONENTS)
+    assert out["rows"] == 50 and out["more"] == 100  # only `limit` rows, then more
+    assert out["first"] == "1"  # sorted ascending by the column's key
+    valid, checked, message = out["json"]
+    assert valid is False and checked is False and "line 3" in message
+    assert out["required"] == "Name is required"
+    assert out["server"] == "config.maxSize must be an integer >= 1"  # at the field it names
+    assert page.locator(".notice-unavailable").inner_text().startswith("Not available yet:")
+    assert out["locked"] and out["unlocked"] and out["confirmed"] is True
+    assert out["cancelled"] is False
