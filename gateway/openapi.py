@@ -144,8 +144,8 @@ def _success(op: Op, status: int, body: str | tuple[str, Schema]) -> dict[str, A
 
 
 def _path_parameters() -> dict[str, Any]:
-    # "." and ".." follow the naming rule, but clients remove them from a URL's path as dot
-    # segments (RFC 3986 5.2.4), so such a name cannot be addressed in a path.
+    # "." and ".." cannot be addressed in a URL's path (clients remove them as dot segments,
+    # RFC 3986 5.2.4): the naming rule refuses them, and an id path parameter too.
     not_dots = {"not": {"enum": [".", ".."]}}
     name = {"allOf": [ref("Name"), not_dots]}
     params = {kind: {"name": kind, "in": "path", "required": True, "schema": name,

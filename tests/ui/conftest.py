@@ -2,7 +2,7 @@
 
 - `browser` (one per module): the system Chromium (`/usr/bin/chromium`, never a downloaded
   one), headless, launched by Playwright into a fresh temporary profile. Missing, the tests
-  skip, but fail when GORTMS_REQUIRE_TOOLS is set (CI sets it, `.ci/run`).
+  skip, but fail when CI_REQUIRE_TOOLS is set (CI sets it, `.ci/run`).
 - `page`: a fresh context (its own sessionStorage) at 1440x900 for each test. Every console
   error and uncaught page error fails the test, but those it `errors.allow()`s: a test that
   provokes a 4xx on purpose allows Chromium's "Failed to load resource" line for it.
@@ -47,7 +47,7 @@ def _require_browser() -> None:
             missing = "playwright is not installed (pip install -e '.[test]')"
     if missing is None:
         return
-    if os.environ.get("GORTMS_REQUIRE_TOOLS"):
+    if os.environ.get("CI_REQUIRE_TOOLS"):
         pytest.fail(missing)
     pytest.skip(missing)
 
