@@ -4,9 +4,13 @@ is sane, and the broker holds exactly what it reports. Also its bounded percenti
 from __future__ import annotations
 
 import json
+import os
+import pty
 import random
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +136,37 @@ def test_a_series_past_its_cap_keeps_a_bounded_uniform_sample_and_exact_count_an
     assert summary["count"] == 100_000 and summary["max"] == 99_999.0
     assert summary["mean"] == pytest.approx(49_999.5)
     assert summary["p50"] == pytest.approx(50_000, rel=0.1)  # a uniform sample, not the tail
+
+
+def test_bench_on_a_terminal_shows_a_live_rich_table(shared_broker, tmp_path):
+    """stdout a pseudo-terminal: the progress is rich's live table, redrawn in place."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gortms", "bench", "--url", shared_broker.url,
+         "--duration", "3", "--publishers", "1", "--consumers", "1"],
+        stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "160"})
+    os.close(follower)
+    out = b""
+    deadline = time.monotonic() + BENCH_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(leader)
+        assert process.wait(BENCH_TIMEOUT_S) == 0, out.decode(errors="replace")
+    text = out.decode(errors="replace")
+    assert "gortms bench" in text and "published/s" in text and "e2e p99 ms" in text
+    assert "\x1b[" in text  # drawn with terminal control sequences (the live redraw)
+    assert "━" in text or "─" in text or "┃" in text  # a table's box lines
