@@ -16,7 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gortms.config import Settings
 from gortms.datadir import Layout
@@ -33,7 +33,7 @@ from gateway.credentials import ANONYMOUS, Credentials
 from gateway.guard import ADMIN, AUTHENTICATED, PUBLIC, READS, USER, Guard, Need, on
 from gateway.health import HealthApi
 from gateway.live import LiveHub
-from gateway.httpmetrics import HttpMetrics, measured
+from gateway.httpmetrics import STATUS_KEY, HttpMetrics, measured
 from gateway.messages import MessagesApi
 from gateway.monitoring import MonitoringApi
 from gateway.reporter import Reporter
@@ -194,18 +194,10 @@ class GatewayApp:
         on the gortms.access logger. A WebSocket's send is left as it is, so its frames
         still go straight to the transport (gateway/outbox.py)."""
         start = time.perf_counter()
-        status = 0
-        if scope["type"] == "http":
-            async def sending(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-        else:
-            sending = send
         try:
-            await self._serve(scope, receive, sending)
+            await self._serve(scope, receive, send)
         finally:
+            status = scope.get(STATUS_KEY, 0)  # an HTTP request's, as HttpMetrics saw it
             client = scope.get("client")
             address = client[0] if client else "-"
             method = scope.get("method", "WS") if scope["type"] == "http" else "WS"
@@ -222,6 +214,7 @@ class GatewayApp:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4431, "reason": error.message})
             else:
+                scope[STATUS_KEY] = error.http_status
                 await gortms_error_response(error)(scope, receive, send)
             return
         if scope["type"] == "websocket":

@@ -20,6 +20,8 @@ from gortms.protocol.monitor import GatewayFigures, HttpCount, HttpLatency
 UNMATCHED = "unmatched"
 # Set by FastPaths for the routes it serves itself (Starlette's router sets scope["route"]).
 ROUTE_KEY = "gortms.route"
+# Set by `measured` once a request is answered: its status, for the access log (app.py).
+STATUS_KEY = "gortms.status"
 
 
 class HttpMetrics:
@@ -69,3 +71,4 @@ async def measured(app: ASGIApp, metrics: HttpMetrics, scope: Scope, receive: Re
         await app(scope, receive, sending)
     finally:
         metrics.observe(route_of(scope), scope["method"], status, perf_counter() - start)
+        scope[STATUS_KEY] = status
