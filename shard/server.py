@@ -187,6 +187,9 @@ class ShardServer:
         replies: dict[bytes, list[ReplyItem]] = {}
         fetches: list[tuple[bytes, int, Fetch]] = []
         kinds: dict[type, int] = {}  # requests per operation, for the latency histograms
+        # Fetches cancelled in the frame that brought them: they run after every other
+        # request of the turn, so a Release behind the Cancel would be delivered to them.
+        cancelled: set[tuple[bytes, int]] = set()
         for message in messages:
             if len(message) != 2:
                 log.warning("dropping a malformed message of %d frames", len(message))
@@ -223,6 +226,7 @@ class ShardServer:
                     fetches.append((identity, rid, request))
                 elif kind is Cancel:
                     self._cancel(identity, request.target)
+                    cancelled.add((identity, request.target))
                 elif kind is ReplayCheck:
                     self._check_replay(identity, rid, request, out)
                 else:
@@ -233,6 +237,8 @@ class ShardServer:
             # this turn's. One that created its group waits, like every durable change.
             early: dict[bytes, list[ReplyItem]] = {}
             for identity, rid, request in fetches:
+                if cancelled and (identity, rid) in cancelled:
+                    continue  # unanswered, like a parked fetch cancelled: the gateway let go
                 reply, created = self._fetch(identity, rid, request)
                 if reply is not None:
                     (replies if created else early).setdefault(identity, []).append(reply)

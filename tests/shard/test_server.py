@@ -18,9 +18,9 @@ import orjson
 from gortms.config import SpaceLimit
 from gortms.errors import GortmsError, InsufficientStorage
 from gortms.models import GroupSpec
-from gortms.protocol import (VERSION, Ack, DomainCreate, Fetch, GroupCreate, LiveHello, Nack,
-                             Publish, QueueCreate, QueueGet, Replay, ReplayCheck, Request, Watch,
-                             decode_live,
+from gortms.protocol import (VERSION, Ack, Cancel, DomainCreate, Fetch, GroupCreate, LiveHello,
+                             Nack, Publish, QueueCreate, QueueGet, Release, Replay, ReplayCheck,
+                             Request, Watch, decode_live,
                              decode_replies, encode_message, encode_requests, live_topic,
                              reply_value)
 from shard import loader
@@ -402,3 +402,25 @@ async def test_a_request_carrying_a_replayed_signature_is_refused_unapplied(shar
         await client.call(signed)
     assert info.value.http_status == 401 and "used already" in info.value.message
     assert (await client.call(QueueGet(**QUEUE))).last_position == 1
+
+
+async def test_a_fetch_cancelled_in_its_own_frame_takes_nothing_released_behind_it(shard):
+    # A WebSocket consumer closing: its refill fetch, the Cancel of it and the Release of what
+    # it held can reach the shard in one frame. Fetches run last in a turn, so without the
+    # cancel applying to them the fetch would take the released messages (a delivery more).
+    server, store, client = shard
+    await client.call(GroupCreate(**QUEUE, spec=GroupSpec(group_id="g")))
+    await client.call(publish(1, 2))
+    group = {**QUEUE, "group": "g"}
+    held = await client.call(Fetch(**group, consumer="a", max=2, timeout_ms=0))
+    assert held.positions == [1, 2]
+    next_rid = client.next + 1
+    fetch, cancel, release = await client.send(
+        Fetch(**group, consumer="a", max=2, timeout_ms=5000), Cancel(target=next_rid),
+        Release(**group, positions=[1, 2]))
+    assert fetch == next_rid
+    replies = await client.replies(1)  # the Release alone is answered
+    assert client.value(release, replies[release]).released == 2
+    assert fetch not in replies
+    again = await client.call(Fetch(**group, consumer="b", max=5, timeout_ms=0))
+    assert again.positions == [1, 2] and again.counts == [2, 2]  # released once, not twice
