@@ -98,6 +98,10 @@ class ShardServer:
         self._turn_scheduled = False
         self._flush_scheduled = False
         self._tick_task: asyncio.Task[None] | None = None
+        # The retry alarm (_arm): when it rings, and the groups with fetches waiting on it.
+        self._alarm: asyncio.TimerHandle | None = None
+        self._alarm_ms = 0
+        self._alarmed: set[GroupState] = set()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -131,6 +135,8 @@ class ShardServer:
         self.loop.remove_reader(self.pub.getsockopt(zmq.FD))
         if self._tick_task is not None:
             self._tick_task.cancel()
+        if self._alarm is not None:
+            self._alarm.cancel()
         for waiter, _ in list(self.waiters.values()):  # long polls end empty, not with an error
             self._finish(waiter, [])
         if self.disk.failure is None:
@@ -522,6 +528,8 @@ class ShardServer:
         group.waiters.append(waiter)
         self.waiters[key] = (waiter, group)
         self.state.parked += 1
+        if group.delayed:
+            self._arm(group)
 
     def _expire_waiter(self, waiter: Waiter) -> None:
         self._finish(waiter, [])
@@ -558,6 +566,44 @@ class ShardServer:
         while group.waiters and group.waiters[0].done:
             group.waiters.popleft()
         state.track_timers(group)
+        if group.waiters and group.delayed:
+            self._arm(group)
+
+    # --- the retry alarm ----------------------------------------------------------------------
+
+    def _arm(self, group: GroupState) -> None:
+        """A parked fetch waits on a group with retries (or delayed messages) to come: wake it
+        when the first one is due, not at the next tick (up to TICK_S later). One timer for
+        the shard, at the earliest such time."""
+        assert self.loop is not None
+        self._alarmed.add(group)
+        due_ms = group.delayed[0][0]
+        if self._alarm is not None and self._alarm_ms <= due_ms:
+            return
+        if self._alarm is not None:
+            self._alarm.cancel()
+        self._alarm_ms = due_ms
+        self._alarm = self.loop.call_later(max(0.0, (due_ms - now_ms()) / 1000), self._ring)
+
+    def _ring(self) -> None:
+        self._alarm = None
+        state = self.state
+        if self.only is not None or self.stopping.is_set():
+            self._alarmed.clear()
+            return
+        state.now_ms = max(now_ms(), state.now_ms)
+        groups, self._alarmed = self._alarmed, set()
+        for group in groups:
+            if not group.waiters or group.queue.groups.get(group.name) is not group:
+                continue  # no fetch waits any more, or the group is gone
+            if group.promote_delayed(state.now_ms):
+                self._wake(group)  # re-arms itself if fetches still wait on later ones
+            elif group.delayed:
+                self._arm(group)
+        if state.turn:
+            self._commit(defer_lazy=False)
+            self._after_commit()
+        self._check_readable()
 
     def _cancel(self, identity: bytes, rid: int) -> None:
         """The gateway's client went away: drop its parked fetch, if it is still parked."""

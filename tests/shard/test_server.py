@@ -424,3 +424,23 @@ async def test_a_fetch_cancelled_in_its_own_frame_takes_nothing_released_behind_
     assert fetch not in replies
     again = await client.call(Fetch(**group, consumer="b", max=5, timeout_ms=0))
     assert again.positions == [1, 2] and again.counts == [2, 2]  # released once, not twice
+
+
+async def test_a_parked_fetch_is_woken_when_a_retry_falls_due_not_at_the_next_tick(shard):
+    server, store, client = shard
+    await client.call(GroupCreate(**QUEUE, spec=GroupSpec(group_id="g")))
+    await client.call(publish(1))
+    group = {**QUEUE, "group": "g"}
+    [first] = (await client.call(Fetch(**group, max=1, timeout_ms=0))).positions
+    await client.call(Nack(**group, positions=[first], delay_ms=300))
+    due_ms = server.state.queues[("d", "q")].groups["g"].delayed[0][0]
+    [fetch] = await client.send(Fetch(**group, max=1, timeout_ms=5000))
+    for _ in range(400):  # until the shard has parked the fetch
+        if server.state.parked == 1:
+            break
+        await asyncio.sleep(0.005)
+    assert server.state.parked == 1
+    assert server._alarm is not None and server._alarm_ms == due_ms  # rings at the retry
+    reply = client.value(fetch, (await client.replies(1, timeout_s=3))[fetch])
+    assert reply.positions == [first] and reply.counts == [2]
+    assert server._alarm is None and not server._alarmed
