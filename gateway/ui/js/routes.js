@@ -8,9 +8,25 @@ export const routes = [
   {path: "/ui/signin", public: true, bare: true, page: () => import("./pages/signin.js")},
   {path: "/ui/request-account", public: true, bare: true,
    page: () => import("./pages/request-account.js")},
+  // domains, queues, the live view and the publisher (issue 11, points 3 and 4)
+  {path: "/ui/domains", nav: "domains", page: () => import("./pages/domains.js")},
+  {path: "/ui/domains/:domain", nav: "domains", page: () => import("./pages/domain.js")},
+  {path: "/ui/domains/:domain/queues/:queue", nav: "domains",
+   page: () => import("./pages/queue.js")},
+  // consumer groups, dead letters, administration (issue 11, points 5 and 6)
+  {path: "/ui/consumer-groups", nav: "groups", page: () => import("./pages/groups.js")},
+  {path: "/ui/domains/:domain/queues/:queue/groups/:group", nav: "groups",
+   page: () => import("./pages/group.js")},
+  {path: "/ui/admin", nav: "admin", page: () => import("./pages/admin-overview.js")},
+  {path: "/ui/admin/users", nav: "admin", page: () => import("./pages/admin-users.js")},
+  {path: "/ui/admin/account-requests", nav: "admin",
+   page: () => import("./pages/admin-requests.js")},
+  {path: "/ui/admin/services", nav: "admin", page: () => import("./pages/admin-services.js")},
+  {path: "/ui/admin/settings", nav: "admin", page: () => import("./pages/admin-settings.js")},
+  {path: "/ui/admin/routing-rules", nav: "admin", page: () => import("./pages/admin-routing.js")},
 ];
 
-// The navigation bar. Entries whose pages do not exist yet lead to the not-found page.
+// The navigation bar.
 // `admin`: shown to admins only when authentication is on.
 export const NAV = [
   {key: "dashboard", label: "Dashboard", href: "/ui/"},
