@@ -88,6 +88,7 @@ def routes(gw: Gateway, guard: Guard, messages: MessagesApi, groups: GroupsApi,
     health, domains = HealthApi(gw), DomainsApi(gw)
     config = SettingsApi(gw)
     gw.shards.on_catalog_event(config.on_event)  # a new log level, from the catalog shard
+    gw.shards.on_reconnect(config.on_reconnect)  # ... or from the file, if events were missed
     openapi = OpenApiDocs(gw.settings)
     ui = UiApp()  # the web UI's files, read once (gateway/ui.py)
     manage, consume, publish = on("manage"), on("consume"), on("publish")

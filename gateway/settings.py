@@ -22,6 +22,7 @@ from gortms.config import Settings
 from gortms.configfile import FileState
 from gortms.errors import ConfigError, GortmsError, InvalidConfig, NoConfigFile
 from gortms.logs import set_level
+from gortms.partition import CATALOG_SHARD
 from gortms.protocol import CatalogEvent, LogLevelSet
 from gateway.context import Gateway
 from gateway.params import read_object
@@ -98,6 +99,23 @@ class SettingsApi:
         if event.kind == LOG_LEVEL_EVENT and event.level:
             self.level = event.level
             set_level(event.level)
+
+    def on_reconnect(self, shard: int) -> None:
+        """The catalog shard's events may have been missed (a level change among them): the
+        config file says what the level is now."""
+        if shard == CATALOG_SHARD and self.path is not None:
+            asyncio.ensure_future(self.follow_file())
+
+    async def follow_file(self) -> None:
+        assert self.path is not None
+        try:
+            state = await _in_thread(configfile.read, self.path, self.running)
+        except GortmsError:
+            return  # unreadable or invalid now: keep the level it runs with
+        level = state.settings.general.log_level if state.settings is not None else None
+        if level is not None and level != self.level:
+            self.level = level
+            set_level(level)
 
     # --- replies ------------------------------------------------------------------------------
 
