@@ -187,6 +187,9 @@ class GroupState:
         self.position = position
         self.acks = AckSet(floor, ranges)
         self.base_json = orjson.dumps(self.acks.ranges())
+        # Ranges in the cursor (as releases before the compaction records wrote them): the
+        # next commit moves them to a record of their own.
+        self.compact = self.base_json != b"[]"
         if rest:
             self.last_active_ms = max(self.last_active_ms, rest[0])
         if len(rest) > 1:
@@ -200,19 +203,27 @@ class GroupState:
     def persist(self, turn: Turn) -> None:
         """The cursor, and the acknowledgements since the last commit as a delta record.
 
-        The acked ranges above the floor grow with every message waiting for a retry, and
-        writing them all in every commit cost a tenth of consume+ack with 1% of retries
-        waiting 100 ms (docs/PERFORMANCE.md); so the cursor keeps the ranges of the last
-        compaction, each commit adds its own acks as one small record, records the floor
-        has passed are deleted, and every MAX_ACK_DELTAS records the set is written whole
-        again (a compaction)."""
+        The acked ranges above the floor grow with every message waiting for a retry (a
+        hundred or more with 1% of retries waiting 100 ms), and writing them all in every
+        commit cost a tenth of consume+ack (docs/PERFORMANCE.md). So each commit adds its own
+        acks as one small record, records the floor has passed are deleted, and every
+        MAX_ACK_DELTAS records the set is written whole again as one record that replaces
+        them (a compaction). The cursor, written with every commit, holds no ranges: only the
+        position and the floor (its ranges field stays, empty, for the earlier format)."""
         journal = self.acks.take_journal()
         prefix = ack_prefix(self.queue.qid, self.name)
         if self.compact or len(self.deltas) >= MAX_ACK_DELTAS:
-            self.base_json = orjson.dumps(self.acks.ranges())
-            if self.deltas or self.compact:
-                turn.delete_range(prefix, prefix_end(prefix), lazy=True, reclaim=False)
+            ranges = self.acks.ranges()
+            seq = self.next_delta
+            self.next_delta += 1
+            key = prefix + seq.to_bytes(8, "big")
+            if self.deltas or self.compact:  # every record before this one: it holds them
+                turn.delete_range(prefix, key, lazy=True, reclaim=False)
             self.deltas.clear()
+            if ranges:
+                turn.put(key, orjson.dumps(ranges), lazy=True)
+                self.deltas.append((seq, ranges[-1]))
+            self.base_json = b"[]"
             self.compact = False
         elif journal and max(journal[1::2]) > self.acks.floor:  # (else the floor says it)
             seq = self.next_delta
@@ -233,7 +244,7 @@ class GroupState:
                 self.acks.add_range(runs[i], runs[i + 1])
             self.next_delta = max(self.next_delta, seq + 1)
         self.acks.take_journal()
-        self.compact = bool(deltas)
+        self.compact = self.compact or bool(deltas)
 
     # --- delivering ---------------------------------------------------------------------------
 
