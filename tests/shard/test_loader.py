@@ -551,3 +551,27 @@ def test_a_replay_voids_the_ack_deltas(shard: Shard) -> None:
     assert ack_records(shard) == 0
     fresh = restart(shard.store, AFTER_LEASES)
     assert [pos for pos, _, _ in fresh.fetch()] == [1, 2, 3, 4]
+
+
+def test_a_cursor_of_the_earlier_format_with_ranges_is_read_and_moved_to_a_record(
+        shard: Shard) -> None:
+    shard.group()
+    shard.publish(6)
+    shard.fetch(count=6)
+    shard.do(Ack(**of_group(), ids=["m1", "m3", "m5"]))  # floor 2, ranges [3, 4, 5, 6]
+    [(key, cursor)] = list(shard.store.scan(b"K", b"L"))
+    old = orjson.loads(cursor)
+    old[2] = [3, 4, 5, 6]  # as releases before ack records wrote it: ranges in the cursor
+    batch = shard.store.batch()
+    batch.put(key, orjson.dumps(old))
+    for ack_key, _ in list(shard.store.scan(b"A", b"B")):
+        batch.delete(ack_key)
+    shard.store.write(batch, sync=True)
+    fresh = restart(shard.store, AFTER_LEASES)
+    group = fresh.state.queues[(DOMAIN, QUEUE)].groups[GROUP]
+    assert (group.acks.floor, group.acks.ranges()) == (2, [3, 4, 5, 6])
+    fresh.do(Ack(**of_group(), ids=["m2"]))  # the first commit moves the ranges
+    [(_, cursor)] = list(fresh.store.scan(b"K", b"L"))
+    assert orjson.loads(cursor)[2] == []
+    again = restart(fresh.store, AFTER_LEASES).state.queues[(DOMAIN, QUEUE)].groups[GROUP]
+    assert (again.acks.floor, again.acks.ranges()) == (4, [5, 6])
