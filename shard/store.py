@@ -11,10 +11,11 @@ byte order equals numeric order, and a queue's keys share a prefix so a range co
     M<qid:4><position:8>    a chunk: the records of consecutive positions from this one on
                             (shard/chunks.py; gortms.protocol's stored-record layout)
     G<qid:4><group>         consumer group record, JSON
-    K<qid:4><group>         consumer group cursor: position, ack floor, acked ranges (as of
-                            the group's last compaction: see A)
-    A<qid:4><group>\\0<n:8>  acks since then: one commit's acknowledged runs (deleted once the
-                            floor passes them, or at the next compaction)
+    K<qid:4><group>         consumer group cursor: position, ack floor, acked ranges (empty
+                            since the ranges moved to A; read from older data dirs)
+    A<qid:4><group>\\0<n:8>  acked runs above the floor: one commit's, or the whole set as of
+                            a compaction (which deletes the records before it); deleted once
+                            the floor passes them
     R<qid:4><group>\\0<pos:8> delivery count of a redelivered message, and its retry time
                             while it waits for one
     E<qid:4><group>\\0<lease:8> a lease: one fetch's deadline, consumer and positions (runs)
