@@ -122,7 +122,9 @@ def test_the_live_view_shows_each_message_as_it_is_published(page, open_broker, 
     domain, queue = make_queue(http)
     opened(page, open_broker, domain, queue)
     live(page)
-    assert "live from position 1" in page.inner_text(".live-counts")
+    # the counts are drawn with the next frame after `connected` (at most every 100 ms)
+    page.wait_for_function("() => document.querySelector('.live-counts')"
+                           ".textContent.includes('live from position 1')")
     first = publish(http, domain, queue, 3, **{"X-Header-tenant": "acme"})
     page.wait_for_selector(".live-view[data-received='3']")
     rows = page.locator(".live-view .message-row")
