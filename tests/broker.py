@@ -168,9 +168,14 @@ def start_broker(data_dir: Path, src: Path = ROOT, python: str = sys.executable,
     full_env = {**inherited, **BASE_ENV, "GORTMS_GENERAL_DATADIR": str(data_dir), **env}
     if src != ROOT:  # ahead of the editable install; children inherit cwd and env
         full_env["PYTHONPATH"] = str(src)
-    process = subprocess.Popen(
-        [python, "-m", "gortms", "serve"], env=full_env, cwd=src, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return launch([python, "-m", "gortms", "serve"], full_env, src, data_dir)
+
+
+def launch(command: list[str], env: dict[str, str], cwd: Path | str, data_dir: Path) -> Broker:
+    """Run `command` (a `gortms serve`) with exactly `env`, and wait until it serves: the
+    one way tests start a broker, whatever environment or config file they give it."""
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     broker = Broker(process, data_dir)
     threading.Thread(target=broker._read, name=f"broker-{process.pid}", daemon=True).start()
     try:

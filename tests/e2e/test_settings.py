@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from gortms.partition import shard_for
-from tests.broker import Broker
+from tests.broker import Broker, launch as run_broker
 
 CONFIG = """\
 # the broker of one test (a comment that a change keeps)
@@ -52,17 +51,7 @@ def launch(tmp_path: Path, config: Path | None, **env: str) -> Broker:
     command = [sys.executable, "-m", "gortms", "serve"]
     if config is not None:
         command += ["--config", os.path.relpath(config, cwd)]  # made absolute by the broker
-    process = subprocess.Popen(command, env=full_env, cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    broker = Broker(process, tmp_path / "data")
-    threading.Thread(target=broker._read, name=f"broker-{process.pid}", daemon=True).start()
-    try:
-        broker.wait_for_line(r"GoRTMS started successfully")
-        broker.url = broker.wait_for_line(r"listening on (https?://[^\s\"]+)").group(1)
-    except AssertionError:
-        broker.kill_tree()
-        raise
-    return broker
+    return run_broker(command, full_env, cwd, tmp_path / "data")
 
 
 def write_config(tmp_path: Path, workers: int = 1, extra: str = "") -> Path:

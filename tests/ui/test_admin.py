@@ -14,9 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import subprocess
 import sys
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +24,7 @@ import pytest
 import yaml
 
 from tests.broker import ROOT, Broker, unique
+from tests.broker import launch as run_broker
 from tests.ui.conftest import ADMIN, PASSWORD, admin_headers, sign_in
 
 REJECTED = r"status of 4\d\d"  # Chromium's console line for an answer the UI then shows
@@ -53,18 +52,7 @@ def launch(tmp: Path) -> tuple[Broker, Path]:
     config.write_text(CONFIG.format(data=tmp / "data"), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GORTMS_")}
     env["GORTMS_CONFIG"] = str(config)
-    process = subprocess.Popen([sys.executable, "-m", "gortms", "serve"], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    broker = Broker(process, tmp / "data")
-    threading.Thread(target=broker._read, name=f"broker-{process.pid}", daemon=True).start()
-    try:
-        broker.wait_for_line(r"GoRTMS started successfully")
-        broker.url = broker.wait_for_line(r"listening on (https?://[^\s\"]+)").group(1)
-    except AssertionError:
-        broker.kill_tree()
-        raise
-    return broker, config
+    return run_broker([sys.executable, "-m", "gortms", "serve"], env, ROOT, tmp / "data"), config
 
 
 @pytest.fixture(scope="module")
