@@ -41,33 +41,49 @@ class AckSet:
 
     def add(self, pos: int) -> bool:
         """Mark `pos` acknowledged; False if it already was."""
-        if pos in self:
+        floor = self.floor
+        if pos < floor:
             return False
+        starts, ends = self._starts, self._ends
+        if pos == floor:  # the floor itself is never acknowledged (it would have moved)
+            self._journal(pos)
+            self.floor = floor = pos + 1
+            if starts and starts[0] == floor:
+                self.floor = ends[0]
+                del starts[0], ends[0]
+            return True
+        # Above the floor. While a retry holds the floor back, acks keep arriving in order
+        # just past the last range: extend it without a search.
+        if not starts or pos > ends[-1]:
+            starts.append(pos)
+            ends.append(pos + 1)
+        elif pos == ends[-1]:
+            ends[-1] = pos + 1
+        else:
+            i = bisect.bisect_right(starts, pos)
+            if i > 0 and pos < ends[i - 1]:
+                return False
+            joins_left = i > 0 and ends[i - 1] == pos
+            joins_right = i < len(starts) and starts[i] == pos + 1
+            if joins_left and joins_right:
+                ends[i - 1] = ends[i]
+                del starts[i], ends[i]
+            elif joins_left:
+                ends[i - 1] = pos + 1
+            elif joins_right:
+                starts[i] = pos
+            else:
+                starts.insert(i, pos)
+                ends.insert(i, pos + 1)
+        self._journal(pos)
+        return True
+
+    def _journal(self, pos: int) -> None:
         journal = self.journal
         if journal and journal[-1] == pos:
             journal[-1] = pos + 1
         else:
             journal += (pos, pos + 1)
-        if pos == self.floor:
-            self.floor += 1
-            if self._starts and self._starts[0] == self.floor:
-                self.floor = self._ends[0]
-                del self._starts[0], self._ends[0]
-            return True
-        i = bisect.bisect_right(self._starts, pos)
-        joins_left = i > 0 and self._ends[i - 1] == pos
-        joins_right = i < len(self._starts) and self._starts[i] == pos + 1
-        if joins_left and joins_right:
-            self._ends[i - 1] = self._ends[i]
-            del self._starts[i], self._ends[i]
-        elif joins_left:
-            self._ends[i - 1] = pos + 1
-        elif joins_right:
-            self._starts[i] = pos
-        else:
-            self._starts.insert(i, pos)
-            self._ends.insert(i, pos + 1)
-        return True
 
     def add_range(self, begin: int, end: int) -> None:
         """Mark every position in [begin, end) acknowledged (positions that no longer exist)."""
