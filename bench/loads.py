@@ -324,7 +324,8 @@ def http_consumer(host: str, port: int, group_path: str, name: str, count: int,
             failed = [m["id"] for m in messages if m["deliveryCount"] == 1
                       and zlib.crc32(m["id"].encode()) % 100 < nack_percent]
             if failed:  # acks and nacks of the batch in one request
-                ids = [i for i in ids if i not in set(failed)]
+                nacked = set(failed)
+                ids = [i for i in ids if i not in nacked]
                 reply = _check(*conn.request("POST", settle, orjson.dumps(
                     {"ack": ids, "nack": failed})), 200, "settle")
             else:
