@@ -65,20 +65,33 @@ class Chunk:
 
 
 class ChunkCache:
-    """The chunk a queue read last: consecutive fetches at the head of a queue (a group
-    replaying, or far behind) slice one chunk instead of reading it again each time."""
+    """The chunks a queue read last, outside its tail (shard/recent.py): consecutive fetches
+    at the head of a queue (a group replaying, or far behind) slice one chunk instead of
+    reading it again each time, and so do the redeliveries of retries, which come from a few
+    chunks some way behind the head. Two slots, one for each (the newest read first), so the
+    two kinds of read do not evict each other: at most two chunks (2 x CHUNK_BYTES) a queue.
+    A chunk's value never changes but by QueueState.delete and truncate, which `forget`."""
 
-    __slots__ = ("chunk",)
+    SLOTS = 2
+    __slots__ = ("chunks",)
 
     def __init__(self) -> None:
-        self.chunk: Chunk | None = None
+        self.chunks: list[Chunk] = []
 
     def covering(self, begin: int, end: int) -> Chunk | None:
-        chunk = self.chunk
-        return chunk if chunk is not None and chunk.first <= begin and end <= chunk.end else None
+        for chunk in self.chunks:
+            if chunk.first <= begin and end <= chunk.end:
+                return chunk
+        return None
+
+    def add(self, chunk: Chunk) -> None:
+        held = self.chunks
+        held.insert(0, chunk)
+        if len(held) > self.SLOTS:
+            held.pop()
 
     def forget(self) -> None:
-        self.chunk = None
+        self.chunks = []
 
 
 def decode(value: bytes) -> list[bytes]:
@@ -123,13 +136,14 @@ def read_range(store: Store, prefix: bytes, begin: int, end: int,
                                        prefix + pos_bytes(end)):
         chunk = Chunk(position_of(key), value)
         if cache is not None:
-            cache.chunk = chunk
+            cache.add(chunk)
         for pos in range(max(begin, chunk.first), min(end, chunk.end)):
             out[pos - begin] = chunk.record(pos) or None
     return out
 
 
-def read_positions(store: Store, prefix: bytes, positions: list[int]) -> list[bytes | None]:
+def read_positions(store: Store, prefix: bytes, positions: list[int],
+                   cache: ChunkCache | None = None) -> list[bytes | None]:
     """Records of scattered positions (ascending or not), each chunk read once and only the
     records asked for sliced out of it (redeliveries pick one or two from chunks of
     thousands)."""
@@ -137,12 +151,16 @@ def read_positions(store: Store, prefix: bytes, positions: list[int]) -> list[by
     held: Chunk | None = None  # the chunk read last
     for pos in positions:
         if held is None or not held.first <= pos < held.end:
+            held = cache.covering(pos, pos + 1) if cache is not None else None
+        if held is None:
             found = next(store.floor_scan(prefix, prefix + pos_bytes(pos),
                                           prefix + pos_bytes(pos + 1)), None)
             if found is None:
                 out.append(None)
                 continue
             held = Chunk(position_of(found[0]), found[1])
+            if cache is not None and held.first <= pos < held.end:
+                cache.add(held)
         out.append(held.record(pos) or None if held.first <= pos < held.end else None)
     return out
 

@@ -55,7 +55,7 @@ class QueueState:
         self.message_prefix = message_prefix(qid)
         self.tail = Tail()  # the newest records, in memory (see shard/recent.py)
         self.staged: list[bytes] = []  # appended this turn, written as chunks at its commit
-        self.chunk_cache = chunks.ChunkCache()  # the chunk read last (reads past the tail)
+        self.chunk_cache = chunks.ChunkCache()  # the chunks read last (reads past the tail)
 
     # --- records ------------------------------------------------------------------------------
 
@@ -217,7 +217,7 @@ class QueueState:
         tail = self.tail
         if all(tail.first <= p < tail.end for p in positions):
             return [tail.get(p) for p in positions]
-        return chunks.read_positions(store, self.message_prefix, positions)
+        return chunks.read_positions(store, self.message_prefix, positions, self.chunk_cache)
 
     def remembered(self, key: str, now_ms: int) -> bytes | None:
         entry = self.dedup.get(key)

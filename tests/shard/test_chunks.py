@@ -127,3 +127,26 @@ def test_a_chunk_cache_serves_consecutive_ranges_from_one_read() -> None:
     assert across == [record(p) for p in range(950, 1002)] + [None]
     assert chunks.read_range(store, PREFIX, 1001, 1003, cache) == [record(1001), None]
     assert store.lookups == 2
+
+
+def test_redeliveries_and_head_reads_keep_their_chunks_apart_in_the_cache() -> None:
+    # Retries come from a chunk some way behind the head: reading them must not evict the
+    # head's chunk (nor the head read theirs), so alternating reads cost one lookup each.
+    store = CountingStore()
+    write(store, {1: [record(p) for p in range(1, 101)], 101: [record(p) for p in range(101, 201)],
+                  201: [record(201)]})
+    cache = chunks.ChunkCache()
+    for head in range(101, 200, 10):
+        assert chunks.read_range(store, PREFIX, head, head + 10, cache) == [
+            record(p) for p in range(head, head + 10)]
+        assert chunks.read_positions(store, PREFIX, [head - 95, 3], cache) == [
+            record(head - 95), record(3)]
+    assert store.lookups == 2
+    assert chunks.read_positions(store, PREFIX, [201], cache) == [record(201)]
+    assert store.lookups == 3  # a third chunk evicts the one cached first (the head's)
+    assert chunks.read_range(store, PREFIX, 1, 3, cache) == [record(1), record(2)]
+    assert chunks.read_range(store, PREFIX, 150, 152, cache) == [record(150), record(151)]
+    assert store.lookups == 4
+    cache.forget()
+    assert chunks.read_positions(store, PREFIX, [5], cache) == [record(5)]
+    assert store.lookups == 5
