@@ -85,14 +85,32 @@ class AckSet:
         else:
             journal += (pos, pos + 1)
 
+    def add_all(self, positions: list[int]) -> None:
+        """Mark every position in `positions` acknowledged (any order, repeats allowed): one
+        step per run of consecutive positions, not per position."""
+        if not positions:
+            return
+        ordered = sorted(positions)
+        begin = end = ordered[0]
+        for pos in ordered:
+            if pos > end + 1:
+                self.add_range(begin, end + 1)
+                begin = pos
+            end = pos
+        self.add_range(begin, end + 1)
+
     def add_range(self, begin: int, end: int) -> None:
         """Mark every position in [begin, end) acknowledged (positions that no longer exist)."""
         if end <= self.floor or begin >= end:
             return
-        self.journal += (begin, end)
         if begin <= self.floor:
-            self.advance(end)
+            self.advance(end)  # (which journals what it acknowledges)
             return
+        journal = self.journal
+        if journal and journal[-1] == begin:
+            journal[-1] = end
+        else:
+            journal += (begin, end)
         i = bisect.bisect_left(self._ends, begin)  # first range that ends at or after begin
         j = bisect.bisect_right(self._starts, end)  # ranges before j start at or before end
         if i < j:

@@ -409,6 +409,13 @@ class GroupState:
 
     def settle(self, pos: int, turn: Turn) -> Pending | None:
         """Remove `pos` from the pending list and mark it acknowledged."""
+        entry = self._take(pos, turn)
+        if entry is not None:
+            self.acks.add(pos)
+        return entry
+
+    def _take(self, pos: int, turn: Turn) -> Pending | None:
+        """Remove `pos` from the pending list (the caller marks it acknowledged)."""
         entry = self.pending.pop(pos, None)
         if entry is None:
             return None
@@ -420,7 +427,6 @@ class GroupState:
             held.remove(pos)
             if len(held) == 1:
                 self.by_id[entry.id] = held[0]
-        self.acks.add(pos)
         if entry.delivery_count > 1 or entry.state == DELAYED:
             turn.delete(redelivery_prefix(self.queue.qid, self.name) + pos_bytes(pos),
                         lazy=True)
@@ -458,8 +464,12 @@ class GroupState:
         self.last_active_ms = now_ms
         found, unknown = self._resolve(ids, positions)
         self.acked += len(found)
+        take = self._take
         for pos in found:
-            self.settle(pos, turn)
+            take(pos, turn)
+        # As runs, not one by one: four consumers ack their batches in any order, and with
+        # a retry holding the floor back each ack out of order was a search of the ranges.
+        self.acks.add_all(found)
         if self.circuit is not None:
             for _ in found:
                 self.circuit.record(True, now_ms)

@@ -67,9 +67,18 @@ def _random_walk(seed: int, steps: int = 250) -> None:
     rng = random.Random(seed)
     base = rng.choice([1, 1, 5, 20])
     acks, model = AckSet(base), Model(base)
+    replica = AckSet(base)  # built from the journal alone, as a restart reads the deltas
     for _ in range(steps):
         roll = rng.random()
-        if roll < 0.55:
+        if roll < 0.15:
+            # A batch acked at once: runs with gaps, in any order, near the floor or not.
+            start = rng.choice([acks.floor, rng.randint(1, WINDOW)])
+            batch = [p for p in range(start, start + rng.randint(1, 15)) if rng.random() < 0.8]
+            rng.shuffle(batch)
+            acks.add_all(batch)
+            for pos in batch:
+                model.add(pos)
+        elif roll < 0.55:
             # Mostly near the floor, as acks arrive mostly in order.
             pos = rng.choice([acks.floor, acks.floor + rng.randint(0, 6), rng.randint(1, WINDOW)])
             assert acks.add(pos) == model.add(pos)
@@ -86,6 +95,12 @@ def _random_walk(seed: int, steps: int = 250) -> None:
             floor = rng.randint(1, WINDOW)
             acks.reset(floor)
             model.reset(floor)
+            replica = AckSet(floor)
+        journal = acks.take_journal()
+        for i in range(0, len(journal), 2):
+            replica.add_range(journal[i], journal[i + 1])
+        replica.take_journal()
+        assert (replica.floor, replica.ranges()) == (acks.floor, acks.ranges())
         _check(acks, model)
 
 
