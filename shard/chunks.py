@@ -68,8 +68,8 @@ class ChunkCache:
     """The chunks a queue read last, outside its tail (shard/recent.py): consecutive fetches
     at the head of a queue (a group replaying, or far behind) slice one chunk instead of
     reading it again each time, and so do the redeliveries of retries, which come from a few
-    chunks some way behind the head. Two slots, one for each (the newest read first), so the
-    two kinds of read do not evict each other: at most two chunks (2 x CHUNK_BYTES) a queue.
+    chunks some way behind the head. Two slots, the one used last first, so the two kinds of
+    read do not evict each other: at most two chunks (2 x CHUNK_BYTES) a queue.
     A chunk's value never changes but by QueueState.delete and truncate, which `forget`."""
 
     SLOTS = 2
@@ -79,8 +79,11 @@ class ChunkCache:
         self.chunks: list[Chunk] = []
 
     def covering(self, begin: int, end: int) -> Chunk | None:
-        for chunk in self.chunks:
+        held = self.chunks
+        for i, chunk in enumerate(held):
             if chunk.first <= begin and end <= chunk.end:
+                if i:  # the one used last goes first: the other is evicted next
+                    held.insert(0, held.pop(i))
                 return chunk
         return None
 
@@ -89,6 +92,12 @@ class ChunkCache:
         held.insert(0, chunk)
         if len(held) > self.SLOTS:
             held.pop()
+
+    def retire(self, chunk: Chunk) -> None:
+        """`chunk` is read to its end: the first to go."""
+        held = self.chunks
+        held.remove(chunk)
+        held.append(chunk)
 
     def forget(self) -> None:
         self.chunks = []
@@ -128,17 +137,25 @@ def position_of(key: bytes) -> int:
 def read_range(store: Store, prefix: bytes, begin: int, end: int,
                cache: ChunkCache | None = None) -> list[bytes | None]:
     """Records of positions [begin, end): None where there is none (a hole, or nothing)."""
-    held = cache.covering(begin, end) if cache is not None else None
-    if held is not None:
-        return [held.record(pos) or None for pos in range(begin, end)]
+    if cache is not None:
+        held = cache.covering(begin, begin + 1)
+        if held is not None:
+            if end <= held.end:
+                return [held.record(pos) or None for pos in range(begin, end)]
+            # A read crossing from a cached chunk into the next: only the rest is read, and
+            # the chunk left behind is the one to evict (not the other kind of read's).
+            cache.retire(held)
+            return [held.record(pos) or None for pos in range(begin, held.end)] + \
+                read_range(store, prefix, held.end, end, cache)
     out: list[bytes | None] = [None] * (end - begin)
+    chunk = None
     for key, value in store.floor_scan(prefix, prefix + pos_bytes(begin),
                                        prefix + pos_bytes(end)):
         chunk = Chunk(position_of(key), value)
-        if cache is not None:
-            cache.add(chunk)
         for pos in range(max(begin, chunk.first), min(end, chunk.end)):
             out[pos - begin] = chunk.record(pos) or None
+    if cache is not None and chunk is not None:
+        cache.add(chunk)  # the last one: where the next read at the head goes on
     return out
 
 

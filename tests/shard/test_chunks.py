@@ -143,10 +143,29 @@ def test_redeliveries_and_head_reads_keep_their_chunks_apart_in_the_cache() -> N
             record(head - 95), record(3)]
     assert store.lookups == 2
     assert chunks.read_positions(store, PREFIX, [201], cache) == [record(201)]
-    assert store.lookups == 3  # a third chunk evicts the one cached first (the head's)
+    assert store.lookups == 3  # a third chunk evicts the one used longest ago (the head's)
     assert chunks.read_range(store, PREFIX, 1, 3, cache) == [record(1), record(2)]
     assert chunks.read_range(store, PREFIX, 150, 152, cache) == [record(150), record(151)]
     assert store.lookups == 4
+    assert chunks.read_range(store, PREFIX, 3, 5, cache) == [record(3), record(4)]
+    assert store.lookups == 4  # the chunk used last is kept, whichever was read first
     cache.forget()
     assert chunks.read_positions(store, PREFIX, [5], cache) == [record(5)]
     assert store.lookups == 5
+
+
+def test_a_head_read_crossing_into_the_next_chunk_keeps_the_other_reads_chunk() -> None:
+    # The head moves on from chunk 101 into 201, while retries read from chunk 1: the
+    # crossing reads only chunk 201, and evicts the chunk left behind, not the retries'.
+    store = CountingStore()
+    write(store, {1: [record(p) for p in range(1, 101)], 101: [record(p) for p in range(101, 201)],
+                  201: [record(p) for p in range(201, 301)]})
+    cache = chunks.ChunkCache()
+    assert chunks.read_range(store, PREFIX, 150, 160, cache) == [record(p) for p in range(150, 160)]
+    assert chunks.read_positions(store, PREFIX, [7], cache) == [record(7)]
+    assert store.lookups == 2
+    assert chunks.read_range(store, PREFIX, 195, 205, cache) == [record(p) for p in range(195, 205)]
+    assert store.lookups == 3
+    assert chunks.read_positions(store, PREFIX, [9], cache) == [record(9)]
+    assert chunks.read_range(store, PREFIX, 205, 210, cache) == [record(p) for p in range(205, 210)]
+    assert store.lookups == 3
