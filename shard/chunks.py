@@ -26,6 +26,7 @@ MAGIC = 0xC1
 CHUNK_RECORDS = 4096
 CHUNK_BYTES = 256 * 1024
 _HEAD = 5  # magic and count
+_OFFSET = struct.Struct(">I")
 
 
 def encode(records: list[bytes]) -> bytes:
@@ -35,33 +36,57 @@ def encode(records: list[bytes]) -> bytes:
 
 
 class Chunk:
-    """One stored chunk, its offsets read once; records sliced out as they are asked for."""
+    """One stored chunk; records sliced out as they are asked for. The offsets are read all
+    at once only for a read of many records (`records_between`): a redelivery takes one or
+    two records out of thousands, and reads just their two offsets."""
 
-    __slots__ = ("first", "value", "ends", "base")
+    __slots__ = ("first", "value", "count", "base", "_ends")
 
     def __init__(self, first: int, value: bytes) -> None:
         self.first = first
         self.value = value
         if value and value[0] == MAGIC:
-            count = int.from_bytes(value[1:_HEAD], "big")
-            self.ends = (0, *struct.unpack_from(">%dI" % count, value, _HEAD))
-            self.base = _HEAD + 4 * count
+            self.count = int.from_bytes(value[1:_HEAD], "big")
+            self.base = _HEAD + 4 * self.count
         else:  # one record, from before chunks
-            self.ends = (0, len(value))
+            self.count = 1
             self.base = 0
+        self._ends: tuple[int, ...] | None = None
+
+    @property
+    def ends(self) -> tuple[int, ...]:
+        """0, then where each record ends (from `base`)."""
+        if self._ends is None:
+            self._ends = (0, *struct.unpack_from(">%dI" % self.count, self.value, _HEAD)) \
+                if self.base else (0, len(self.value))
+        return self._ends
 
     @property
     def end(self) -> int:
         """The position after its last."""
-        return self.first + len(self.ends) - 1
+        return self.first + self.count
 
     def record(self, pos: int) -> bytes:
         """The record at `pos` (b"" for a hole); `pos` must be in the chunk."""
         i = pos - self.first
-        return self.value[self.base + self.ends[i]:self.base + self.ends[i + 1]]
+        ends = self._ends
+        if ends is not None:
+            return self.value[self.base + ends[i]:self.base + ends[i + 1]]
+        if not self.base:
+            return self.value
+        value = self.value
+        stop = _OFFSET.unpack_from(value, _HEAD + 4 * i)[0]
+        start = _OFFSET.unpack_from(value, _HEAD + 4 * i - 4)[0] if i else 0
+        return value[self.base + start:self.base + stop]
+
+    def records_between(self, begin: int, end: int) -> list[bytes]:
+        """The records of positions [begin, end), all in the chunk."""
+        ends, base, value = self.ends, self.base, self.value
+        first = self.first
+        return [value[base + ends[i]:base + ends[i + 1]] for i in range(begin - first, end - first)]
 
     def records(self) -> list[bytes]:
-        return [self.record(pos) for pos in range(self.first, self.end)]
+        return self.records_between(self.first, self.end)
 
 
 class ChunkCache:
@@ -141,19 +166,20 @@ def read_range(store: Store, prefix: bytes, begin: int, end: int,
         held = cache.covering(begin, begin + 1)
         if held is not None:
             if end <= held.end:
-                return [held.record(pos) or None for pos in range(begin, end)]
+                return [record or None for record in held.records_between(begin, end)]
             # A read crossing from a cached chunk into the next: only the rest is read, and
             # the chunk left behind is the one to evict (not the other kind of read's).
             cache.retire(held)
-            return [held.record(pos) or None for pos in range(begin, held.end)] + \
+            return [record or None for record in held.records_between(begin, held.end)] + \
                 read_range(store, prefix, held.end, end, cache)
     out: list[bytes | None] = [None] * (end - begin)
     chunk = None
     for key, value in store.floor_scan(prefix, prefix + pos_bytes(begin),
                                        prefix + pos_bytes(end)):
         chunk = Chunk(position_of(key), value)
-        for pos in range(max(begin, chunk.first), min(end, chunk.end)):
-            out[pos - begin] = chunk.record(pos) or None
+        lo, hi = max(begin, chunk.first), min(end, chunk.end)
+        if lo < hi:
+            out[lo - begin:hi - begin] = [r or None for r in chunk.records_between(lo, hi)]
     if cache is not None and chunk is not None:
         cache.add(chunk)  # the last one: where the next read at the head goes on
     return out

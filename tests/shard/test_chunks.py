@@ -46,6 +46,18 @@ def test_a_value_from_before_chunks_is_one_record() -> None:
     legacy = (1_700_000_000_000).to_bytes(8, "big") + b"\x00\x01m..."
     assert chunks.decode(legacy) == [legacy]
     assert chunks.count_of(legacy) == 1
+    assert chunks.Chunk(7, legacy).record(7) == legacy and chunks.Chunk(7, legacy).end == 8
+
+
+def test_one_record_read_alone_equals_it_read_with_the_others() -> None:
+    # A redelivery reads its record's two offsets only; a read of many unpacks them all.
+    records = [b"a", b"", b"ccc" * 1000, b"\xc1\x00", b"", b"z"]
+    value = chunks.encode(records)
+    alone = [chunks.Chunk(10, value).record(pos) for pos in range(10, 16)]
+    assert alone == records == chunks.Chunk(10, value).records_between(10, 16)
+    chunk = chunks.Chunk(10, value)
+    assert chunk.records_between(12, 14) == records[2:4]
+    assert [chunk.record(pos) for pos in range(10, 16)] == records  # with the offsets read
 
 
 def test_split_bounds_records_and_bytes_and_keeps_order() -> None:
