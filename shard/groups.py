@@ -265,13 +265,17 @@ class GroupState:
             # On time, not at the timer's next tick: a retry goes to the first fetch after
             # its backoff, and retries falling due between ticks do not come out in a burst.
             self.promote_delayed(now_ms)
+        leased: list[int] = []  # what this fetch leaves in flight: one lease record for all
         if self.due:
-            out = self._redeliver(store, turn, consumer, max_count, now_ms)
+            out = self._redeliver(store, turn, consumer, max_count, now_ms, leased)
         room = max_count - len(out)
         if self.ack_mode is AckMode.EXPLICIT:
             room = min(room, max_pending - len(self.pending))
         if room > 0 and self.position <= self.queue.durable:
-            out += self._deliver_new(store, turn, consumer, room, now_ms)
+            out += self._deliver_new(store, turn, consumer, room, now_ms, leased)
+        if leased:
+            self._lease(turn, consumer, now_ms + int(self.queue.config.ack_timeout * 1000),
+                        leased)
         # The position moved: written with the turn, but no fsync of its own (after a crash
         # these messages are delivered again, which at-least-once allows).
         turn.changed(self, lazy=True)
@@ -283,7 +287,7 @@ class GroupState:
         return out
 
     def _redeliver(self, store: Store, turn: Turn, consumer: str, max_count: int,
-                   now_ms: int) -> list[Delivery]:
+                   now_ms: int, leased: list[int]) -> list[Delivery]:
         positions: list[int] = []
         while self.due and len(positions) < max_count:
             pos = heapq.heappop(self.due)
@@ -314,7 +318,7 @@ class GroupState:
             for pos, _, _ in out:
                 self.settle(pos, turn)
         elif out:
-            self._lease(turn, consumer, deadline, [pos for pos, _, _ in out])
+            leased += [pos for pos, _, _ in out]
         return out
 
     def _lease(self, turn: Turn, consumer: str, deadline: int, positions: list[int]) -> None:
@@ -343,8 +347,8 @@ class GroupState:
                 del self.leases[seq]
                 turn.delete(lease.key, lazy=True)
 
-    def _deliver_new(self, store: Store, turn: Turn, consumer: str, room: int, now_ms: int
-                     ) -> list[Delivery]:
+    def _deliver_new(self, store: Store, turn: Turn, consumer: str, room: int, now_ms: int,
+                     leased: list[int]) -> list[Delivery]:
         queue = self.queue
         if self.position < queue.first:  # those messages are gone: nothing to deliver or ack
             self.acks.add_range(self.position, queue.first)
@@ -377,8 +381,7 @@ class GroupState:
                         self._share_id(message_id, pos)
             self.position = end
         if explicit:
-            if delivered:
-                self._lease(turn, consumer, deadline, delivered)
+            leased += delivered
         elif pending:  # messages held back for later: acked one by one, not past them
             for pos, _, _ in out:
                 self.acks.add(pos)

@@ -33,7 +33,7 @@ from gortms.protocol import (Ack, Acked, AnyRequest, Cancel, CatalogEvent, Consu
                              Browse, LiveHello, ts_bytes, RecordWrite, RecordsRead, RecordsWrite,
                              ReplayCheck, RecordCondition)
 from shard import chunks, handlers, loader
-from shard.groups import Delivery
+from shard.groups import Delivery, decode_lease
 from shard.handlers import HANDLERS
 from shard.memory import MemoryBatch, MemoryStore
 from shard.state import Limits, ShardState
@@ -762,6 +762,20 @@ def test_a_nack_is_lazy_and_makes_the_message_due_again(shard: Shard) -> None:
     assert (nacked.nacked, nacked.unknown) == (1, ["nope"])
     assert shard.commit() == [("wal", "KR")]  # the retry record says it is no longer leased
     assert [(pos, count) for pos, count, _ in shard.fetch()] == [(2, 2)]
+
+
+def test_a_fetch_of_a_retry_and_new_messages_leases_them_in_one_record(shard: Shard) -> None:
+    shard.group()
+    shard.publish(2)
+    shard.fetch(count=1)
+    shard.do(Nack(**of_group(), ids=["m1"], delay_ms=0))
+    shard.publish(1)
+    before = set(shard.keys(b"E"))
+    assert [(pos, count) for pos, count, _ in shard.fetch(count=3)] == [(1, 2), (2, 1), (3, 1)]
+    shard.commit()
+    [record] = set(shard.keys(b"E")) - before
+    _, consumer, positions = decode_lease(shard.store.get(record))
+    assert (consumer, sorted(positions)) == ("c1", [1, 2, 3])
 
 
 def test_a_delayed_nack_puts_the_group_under_the_timer(shard: Shard) -> None:
