@@ -251,17 +251,19 @@ function where(text, offset) {
 
 /**
  * A textarea for JSON with its parse error shown as one types. options: {name, label,
- * value (any JSON value, or text), rows, help}. Returns {el, textarea, text(), value()
- * (the parsed value; throws SyntaxError), valid(), setError(message)}.
+ * value (any JSON value, or text), rows, help, placeholder, optional (empty text is the
+ * value null)}. Returns {el, textarea, text(), value() (the parsed value; throws
+ * SyntaxError), valid(), check(), setError(message)}: a field for form().
  */
 export function jsonEditor({name = "json", label = "JSON", value = {}, rows = 10,
-                            help = null} = {}) {
+                            help = null, placeholder = null, optional = false} = {}) {
   const text = typeof value === "string" ? value : JSON.stringify(value, null, 2);
-  const spec = field({name, label, type: "textarea", value: text, rows, help});
+  const spec = field({name, label, type: "textarea", value: text, rows, help, placeholder});
   spec.el.classList.add("field-json");
   spec.input.spellcheck = false;
   const parse = () => {
     const source = spec.input.value;
+    if (optional && !source.trim()) return {ok: true, value: null};
     try {
       return {ok: true, value: JSON.parse(source)};
     } catch (err) {

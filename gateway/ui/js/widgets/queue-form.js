@@ -5,7 +5,7 @@
 // so the server's "config.retryConfig.factor must be a number >= 1.0" lands at that field.
 
 import {api, apiPath} from "../api.js";
-import {field, form} from "../components.js";
+import {form, jsonEditor} from "../components.js";
 import {h} from "../dom.js";
 
 // The defaults of gortms/models.py. tests/ui/test_domains.py checks them against a queue the
@@ -175,55 +175,15 @@ export function queueForm({domain, signal, onCreated}) {
 
 // --- the domain's schema -----------------------------------------------------------------------
 
-/** "line 2, column 5" from the character offset JSON.parse names. */
-function where(text, offset) {
-  const before = text.slice(0, offset);
-  return `line ${before.split("\n").length}, column ${offset - before.lastIndexOf("\n")}`;
-}
-
-function parseJson(source) {
-  try {
-    return {ok: true, value: JSON.parse(source)};
-  } catch (err) {
-    const at = /position (\d+)/.exec(err.message);
-    const message = at && !/line \d+/.test(err.message)
-      ? `${err.message} (${where(source, Number(at[1]))})` : err.message;
-    return {ok: false, message: `Not valid JSON: ${message}`};
-  }
-}
-
 /**
  * A domain's schema: optional JSON (empty: no schema), its parse error shown as one types.
  * A field for form(): value() is the parsed object or null.
  */
 export function schemaField() {
-  const spec = field({name: "schema", label: "Schema (optional)", type: "textarea", rows: 8,
-    placeholder: '{"fields": {"order_id": "string", "amount": "number"}}',
+  return jsonEditor({name: "schema", label: "Schema (optional)", value: "", rows: 8,
+    optional: true, placeholder: '{"fields": {"order_id": "string", "amount": "number"}}',
     help: h("span", null, "Empty: any JSON object is accepted. The Go form ",
             h("code", null, '{"fields": {"name": "string"}}'),
             " (string, number, boolean, object, array), or a JSON Schema (Draft 2020-12 "
             + "unless its $schema says otherwise). It cannot be changed later.")});
-  spec.el.classList.add("field-json");
-  spec.input.spellcheck = false;
-  const parsed = () => {
-    const text = spec.input.value.trim();
-    return text ? parseJson(text) : {ok: true, value: null};
-  };
-  let timer = 0;
-  spec.input.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      const result = parsed();
-      spec.setError(result.ok ? null : result.message);
-    }, 250);
-  });
-  return {
-    ...spec,
-    value: () => parsed().value ?? null,
-    check() {
-      const result = parsed();
-      spec.setError(result.ok ? null : result.message);
-      return result.ok;
-    },
-  };
 }
