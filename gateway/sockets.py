@@ -40,9 +40,9 @@ from msgspec import Meta, Struct
 from gortms.checks import NAME_PATTERN, Name, convert
 from gortms.errors import (DomainNotFound, GortmsError, GroupNotFound, InvalidJson,
                            InvalidParameter, PayloadTooLarge, QueueNotFound, ShardUnavailable)
-from gortms.models import format_ts, parse_duration
+from gortms.models import parse_duration
 from gortms.protocol import (MAX_REASON, Ack, Acked, CatalogEvent, Deliveries, Extend, Extended,
-                             Fetch, Nack, Nacked, Published, QueueGet, Release)
+                             Fetch, Nack, Nacked, Published, QueueGet, Release, spliced)
 from gateway.catalog import Domain
 from gateway.context import Gateway
 from gateway.credentials import ANONYMOUS, Principal
@@ -126,17 +126,12 @@ def _with_request_id(body: dict[str, Any], request_id: Any) -> bytes:
 def delivery_frames(reply: Deliveries) -> list[bytes]:
     """Consumer-mode `message` frames, each with its ackId (the position), spliced from the
     stored records like REST deliveries (gortms/protocol/records.py)."""
-    heads: dict[bytes, bytes] = {}
-    out = []
-    for pos, count, record in zip(reply.positions, reply.counts, reply.records):
-        stamp = record[:8]
-        head = heads.get(stamp)
-        if head is None:
-            text = format_ts(int.from_bytes(stamp, "big")).encode()
-            head = heads[stamp] = (b'{"type":"message","ackId":%%d,"position":%%d,'
-                                   b'"deliveryCount":%%d,"timestamp":"%s",' % text)
-        out.append(head % (pos, pos, count) + record[10 + ((record[8] << 8) | record[9]):])
-    return out
+    return spliced(CONSUMER_MESSAGE, reply.records,
+                   ((pos, pos, count) for pos, count in zip(reply.positions, reply.counts)))
+
+
+CONSUMER_MESSAGE = (b'{"type":"message","ackId":%%d,"position":%%d,"deliveryCount":%%d,'
+                    b'"timestamp":"%s",')
 
 
 # --- the endpoint -------------------------------------------------------------------------------

@@ -24,8 +24,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from gortms.errors import InvalidParameter
-from gortms.models import format_ts
-from gortms.protocol import Browse, Browsed, record_suffix
+from gortms.protocol import Browse, Browsed, spliced
 from gateway.context import Gateway
 from gateway.live import LiveHub
 from gateway.params import path_name
@@ -45,12 +44,11 @@ def _event(frame: bytes, position: int) -> bytes:
 
 def stored_frames(reply: Browsed) -> list[tuple[int, bytes]]:
     """(position, message frame) of stored records, as the live stream shows them."""
-    out = []
-    for pos, record in zip(reply.positions, reply.records):
-        ts = format_ts(int.from_bytes(record[:8], "big")).encode()
-        out.append((pos, b'{"type":"message","position":%d,"timestamp":"%s",%s' % (
-            pos, ts, record_suffix(record))))
-    return out
+    frames = spliced(STORED_MESSAGE, reply.records, ((pos,) for pos in reply.positions))
+    return list(zip(reply.positions, frames))
+
+
+STORED_MESSAGE = b'{"type":"message","position":%%d,"timestamp":"%s",'
 
 
 def resume_position(request: Request) -> int | None:

@@ -8,7 +8,7 @@ timestamp, and a delivery is the suffix behind position, delivery count and time
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import orjson
 
@@ -17,7 +17,7 @@ from gortms.protocol.ops import Deliveries
 
 __all__ = [
     "TS_BYTES", "encode_message", "unstamped_id", "ts_bytes", "record_ts", "record_id",
-    "record_suffix", "record_to_dict", "deliveries_json",
+    "record_suffix", "record_to_dict", "spliced", "deliveries_json",
 ]
 
 TS_BYTES = 8
@@ -63,21 +63,29 @@ def record_to_dict(record: bytes) -> dict[str, Any]:
     return data
 
 
-def deliveries_json(deliveries: Deliveries) -> bytes:
-    """{"messages": [...], "count": n}, each message spliced from its record."""
-    # A fetch's records mostly share a few timestamps: one template per timestamp, with the
-    # position, delivery count and JSON tail filled in per message.
+def spliced(template: bytes, records: Iterable[bytes], fields: Iterable[tuple]) -> list[bytes]:
+    """Each record as a JSON object: `template` with the record's timestamp for its `%s`
+    gives a head whose `%%d` slots the record's `fields` fill, and the record's suffix
+    follows. A fetch's records mostly share a few timestamps: one head per timestamp."""
     heads: dict[bytes, bytes] = {}
     out = []
     append = out.append
-    for pos, count, record in zip(deliveries.positions, deliveries.counts, deliveries.records):
-        head = heads.get(record[:TS_BYTES])
+    for record, values in zip(records, fields):
+        stamp = record[:TS_BYTES]
+        head = heads.get(stamp)
         if head is None:
-            ts = record[:TS_BYTES]
-            text = format_ts(int.from_bytes(ts, "big")).encode()
-            head = heads[ts] = b'{"position":%%d,"deliveryCount":%%d,"timestamp":"%s",%%s' % text
-        append(head % (pos, count,
-                       record[TS_BYTES + 2 + ((record[TS_BYTES] << 8) | record[TS_BYTES + 1]):]))
+            head = heads[stamp] = template % format_ts(int.from_bytes(stamp, "big")).encode()
+        append(head % values
+               + record[TS_BYTES + 2 + ((record[TS_BYTES] << 8) | record[TS_BYTES + 1]):])
+    return out
+
+
+DELIVERY = b'{"position":%%d,"deliveryCount":%%d,"timestamp":"%s",'
+
+
+def deliveries_json(deliveries: Deliveries) -> bytes:
+    """{"messages": [...], "count": n}, each message spliced from its record."""
+    out = spliced(DELIVERY, deliveries.records, zip(deliveries.positions, deliveries.counts))
     if deliveries.circuit is not None:
         return b'{"messages":[%s],"count":%d,"circuit":"%s"}' % (
             b",".join(out), len(out), deliveries.circuit.encode())
