@@ -468,11 +468,10 @@ class GroupState:
         found, unknown = self._resolve(ids, positions)
         self.acked += len(found)
         take = self._take
-        for pos in found:
-            take(pos, turn)
+        taken = [pos for pos in found if take(pos, turn) is not None]
         # As runs, not one by one: four consumers ack their batches in any order, and with
         # a retry holding the floor back each ack out of order was a search of the ranges.
-        self.acks.add_all(found)
+        self.acks.add_all(taken)
         if self.circuit is not None:
             for _ in found:
                 self.circuit.record(True, now_ms)
