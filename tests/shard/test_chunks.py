@@ -181,3 +181,53 @@ def test_a_head_read_crossing_into_the_next_chunk_keeps_the_other_reads_chunk() 
     assert chunks.read_positions(store, PREFIX, [9], cache) == [record(9)]
     assert chunks.read_range(store, PREFIX, 205, 210, cache) == [record(p) for p in range(205, 210)]
     assert store.lookups == 3
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_reads_through_the_cache_equal_reads_without_it(seed: int) -> None:
+    # Random chunk layouts (gaps, holes), random reads of both kinds, and deletes that
+    # rewrite chunks (the cache forgotten then, as QueueState.delete does): what the cached
+    # reads give is always what the store holds.
+    import random
+
+    rng = random.Random(seed)
+    store = MemoryStore()
+    held: dict[int, bytes] = {}
+    first = 1
+    runs = {}
+    while first < 400:
+        size = rng.randint(1, 40)
+        run = [b"" if rng.random() < 0.1 else record(p) for p in range(first, first + size)]
+        runs[first] = run
+        held.update({p: r for p, r in zip(range(first, first + size), run) if r})
+        first += size + (rng.randint(1, 5) if rng.random() < 0.2 else 0)
+    write(store, runs)
+    cache = chunks.ChunkCache()
+
+    def expected(pos: int) -> bytes | None:
+        return held.get(pos)
+
+    for _ in range(300):
+        roll = rng.random()
+        if roll < 0.45:
+            begin = rng.randint(0, 420)
+            end = begin + rng.randint(1, 60)
+            assert chunks.read_range(store, PREFIX, begin, end, cache) == [
+                expected(p) for p in range(begin, end)]
+        elif roll < 0.9:
+            positions = [rng.randint(0, 420) for _ in range(rng.randint(1, 6))]
+            assert chunks.read_positions(store, PREFIX, positions, cache) == [
+                expected(p) for p in positions]
+        else:
+            gone = [rng.randint(0, 420) for _ in range(rng.randint(1, 4))]
+            batch = store.batch()
+            for key, value, _ in chunks.punch(store, PREFIX, gone):
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            store.write(batch, sync=False)
+            for pos in gone:
+                held.pop(pos, None)
+            cache.forget()
+        assert len(cache.chunks) <= chunks.ChunkCache.SLOTS
