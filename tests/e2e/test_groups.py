@@ -189,6 +189,24 @@ def test_replay_by_timestamp_starts_at_the_first_message_stored_then(api):
     assert len(consume(api, queue, "g", count=10)) == 5
 
 
+def test_a_group_started_at_a_time_begins_at_the_first_message_stored_then(api):
+    queue = make_queue(api)
+    publish(api, queue, 2)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "probe"})
+    first = consume(api, queue, "probe", count=2)
+    time.sleep(0.01)  # the next batch must get a later millisecond timestamp
+    publish(api, queue, 3)
+    later = consume(api, queue, "probe", count=3)
+    api.post(f"{queue}/consumer-groups", json={"groupId": "then", "start": later[0]["timestamp"]})
+    assert group(api, queue, "then")["position"] == later[0]["position"] == 3
+    assert [m["position"] for m in consume(api, queue, "then", count=10)] == [3, 4, 5]
+    api.post(f"{queue}/consumer-groups", json={"groupId": "all", "start": first[0]["timestamp"]})
+    assert len(consume(api, queue, "all", count=10)) == 5
+    api.post(f"{queue}/consumer-groups", json={"groupId": "none",
+                                               "start": "2999-01-01T00:00:00Z"})
+    assert consume(api, queue, "none") == []
+
+
 def test_group_start_latest_and_position_and_auto_ack(api):
     queue = make_queue(api)
     publish(api, queue, 4)
