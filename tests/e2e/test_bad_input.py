@@ -201,6 +201,10 @@ def test_broker_is_healthy_and_working_after_the_abuse(api, world):
      "openTimeout"),
     ("/queues/q/consumer-groups", {"groupId": "g2", "ttl": 3600}, "ttl"),
     ("/queues/q/consumer-groups/g/nack", {"ids": ["x"], "delay": 5}, "delay"),
+    ("/queues", {"name": "t5", "config": {"retryConfig": {"maxDelay": 60}}}, "maxDelay"),
+    ("/queues/q/consumer-groups/g/extend", {"ids": ["x"], "by": 60}, "by"),
+    ("/queues/q/consumer-groups/g/settle", {"ack": [], "nack": ["x"], "delay": 5}, "delay"),
+    ("/queues/q/consumer-groups/g/ttl", {"ttl": 3600}, "ttl"),
 ])
 def test_a_duration_given_as_a_bare_number_is_a_400_naming_the_form(
         api, world, path: str, body: dict, field: str) -> None:
