@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import struct
+from collections import OrderedDict
 from itertools import accumulate
 from typing import Iterator
 
@@ -89,19 +90,56 @@ class Chunk:
         return self.records_between(self.first, self.end)
 
 
+class ChunkBudget:
+    """The memory every queue's ChunkCache of this process (a shard) may hold together: past
+    `limit` bytes, the chunk used longest ago, whichever queue's, goes first. Without it the
+    caches would hold 2 x CHUNK_BYTES for every queue read from far back at once."""
+
+    __slots__ = ("limit", "bytes", "held")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.bytes = 0
+        self.held: OrderedDict[int, tuple[ChunkCache, Chunk, int]] = OrderedDict()
+
+    def admit(self, cache: ChunkCache, chunk: Chunk) -> None:
+        size = len(chunk.value) + 8 * chunk.count  # the value, and its offsets once unpacked
+        self.held[id(chunk)] = (cache, chunk, size)
+        self.bytes += size
+        while self.bytes > self.limit and len(self.held) > 1:
+            _, (owner, old, old_size) = self.held.popitem(last=False)
+            self.bytes -= old_size
+            if old in owner.chunks:
+                owner.chunks.remove(old)
+
+    def touch(self, chunk: Chunk) -> None:
+        if id(chunk) in self.held:
+            self.held.move_to_end(id(chunk))
+
+    def release(self, chunk: Chunk) -> None:
+        entry = self.held.pop(id(chunk), None)
+        if entry is not None:
+            self.bytes -= entry[2]
+
+
+CHUNK_CACHE_BYTES = 32 * 1024 * 1024
+BUDGET = ChunkBudget(CHUNK_CACHE_BYTES)  # a shard is a process: this is the shard's
+
+
 class ChunkCache:
     """The chunks a queue read last, outside its tail (shard/recent.py): consecutive fetches
     at the head of a queue (a group replaying, or far behind) slice one chunk instead of
     reading it again each time, and so do the redeliveries of retries, which come from a few
     chunks some way behind the head. Two slots, the one used last first, so the two kinds of
-    read do not evict each other: at most two chunks (2 x CHUNK_BYTES) a queue.
+    read do not evict each other; all queues' caches share one ChunkBudget (32 MiB).
     A chunk's value never changes but by QueueState.delete and truncate, which `forget`."""
 
     SLOTS = 2
-    __slots__ = ("chunks",)
+    __slots__ = ("chunks", "budget")
 
-    def __init__(self) -> None:
+    def __init__(self, budget: ChunkBudget = BUDGET) -> None:
         self.chunks: list[Chunk] = []
+        self.budget = budget
 
     def covering(self, begin: int, end: int) -> Chunk | None:
         held = self.chunks
@@ -109,6 +147,7 @@ class ChunkCache:
             if chunk.first <= begin and end <= chunk.end:
                 if i:  # the one used last goes first: the other is evicted next
                     held.insert(0, held.pop(i))
+                self.budget.touch(chunk)
                 return chunk
         return None
 
@@ -116,7 +155,8 @@ class ChunkCache:
         held = self.chunks
         held.insert(0, chunk)
         if len(held) > self.SLOTS:
-            held.pop()
+            self.budget.release(held.pop())
+        self.budget.admit(self, chunk)
 
     def retire(self, chunk: Chunk) -> None:
         """`chunk` is read to its end: the first to go."""
@@ -125,6 +165,8 @@ class ChunkCache:
         held.append(chunk)
 
     def forget(self) -> None:
+        for chunk in self.chunks:
+            self.budget.release(chunk)
         self.chunks = []
 
 

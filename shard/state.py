@@ -116,6 +116,7 @@ class ShardState:
             self.forget_group(group)
         self.turn.forget(queue)
         self.recent.drop(queue.qid)
+        queue.chunk_cache.forget()  # its chunks' share of the shard's chunk budget
         drop_queue(self.turn, queue.qid, queue.domain, queue.name)
         self.published.discard(queue)
         EVENTS.add("queue_deleted", f"queue {queue.domain}/{queue.name} deleted",

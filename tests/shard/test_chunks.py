@@ -231,3 +231,25 @@ def test_reads_through_the_cache_equal_reads_without_it(seed: int) -> None:
                 held.pop(pos, None)
             cache.forget()
         assert len(cache.chunks) <= chunks.ChunkCache.SLOTS
+
+
+def test_the_queues_caches_share_one_budget_and_the_chunk_used_longest_ago_goes() -> None:
+    store = CountingStore()
+    write(store, {first: [record(p) for p in range(first, first + 100)]
+                  for first in range(1, 601, 100)})
+    size = len(store.get(PREFIX + pos_bytes(1))) + 8 * 100  # a chunk's share of the budget
+    budget = chunks.ChunkBudget(3 * size)
+    a, b = chunks.ChunkCache(budget), chunks.ChunkCache(budget)
+    chunks.read_positions(store, PREFIX, [1], a)
+    chunks.read_positions(store, PREFIX, [101], b)
+    chunks.read_positions(store, PREFIX, [201], a)
+    assert budget.bytes == 3 * size and store.lookups == 3
+    chunks.read_positions(store, PREFIX, [5], a)  # used again: now the newest
+    chunks.read_positions(store, PREFIX, [301], b)  # over the budget: b's chunk 101 goes
+    assert budget.bytes == 3 * size and [c.first for c in b.chunks] == [301]
+    assert [c.first for c in a.chunks] == [1, 201]
+    assert chunks.read_positions(store, PREFIX, [150], b) == [record(150)]
+    assert store.lookups == 5  # read again
+    a.forget()
+    b.forget()
+    assert budget.bytes == 0 and not budget.held
