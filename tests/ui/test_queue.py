@@ -225,6 +225,21 @@ def test_an_array_publishes_a_batch(page, open_broker, http):
     page.wait_for_selector("#queue-totals [data-stat=last] .stat-value:text-is('5')")
 
 
+def test_a_servers_refusal_stays_at_the_field_after_the_last_keystrokes_check(
+        page, open_broker, http, errors):
+    # The editor checks what was typed 250 ms after the last keystroke; a submit right after
+    # typing gets the server's 422 sooner than that, and the late check must not wipe it.
+    errors.allow(r"status of 422")
+    domain, queue = make_queue(http)
+    opened(page, open_broker, domain, queue)
+    page.fill("textarea[name=payload]", '{"order_id": 7, "amount": 1}')
+    submit(page)
+    expected = "field 'order_id' must be of type string, got number"
+    assert field_error(page, "payload") == expected
+    page.wait_for_timeout(400)  # past the keystroke check's 250 ms: nothing to wait on
+    assert field_error(page, "payload") == expected
+
+
 def test_refusals_are_shown_where_they_apply(page, open_broker, http, errors):
     errors.allow(r"status of (400|413|422|429)")  # each refusal provoked below
     domain, queue = make_queue(http, {"maxSize": 1})

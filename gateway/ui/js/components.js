@@ -292,6 +292,9 @@ export function jsonEditor({name = "json", label = "JSON", value = {}, rows = 10
     },
     valid() { return parse().ok; },
     check() {
+      // A submit checks now: the parse still pending from the last keystroke must not run
+      // after it and wipe the error the server answers with.
+      clearTimeout(timer);
       const parsed = parse();
       spec.setError(parsed.ok ? null : parsed.message);
       return parsed.ok;
