@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 
 import uvloop
 
-from harness import (DOMAIN, QUEUE, BenchBroker, CpuMeter, Profiler, fail, format_cpu, log,
-                     machine_line, median, source_tree, wait_for_quiet)
+from harness import (DOMAIN, QUEUE, RETRIES, BenchBroker, CpuMeter, Profiler, fail,
+                     format_cpu, log, machine_line, median, source_tree, wait_for_quiet)
 from loads import (GROUP, Load, account, http_consumer, http_preload, lua_script,
                    redis_benchmark, redis_consumer, redis_group, redis_pipelines, redis_preload,
                    run_clients, wrk)
@@ -211,8 +211,6 @@ def _client_cpu(load: Load) -> dict[str, float]:
     return {"client": 100 * load.client_cpu_s / load.elapsed_s} if load.elapsed_s else {}
 
 
-RETRIES = {"retryEnabled": True,
-           "retryConfig": {"maxRetries": 3, "initialDelay": "100ms", "factor": 2.0}}
 
 CASES: dict[str, tuple[str, Callable[[Bench], Result], Callable[[Bench], Result]]] = {
     "single": ("bare Starlette",

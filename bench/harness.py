@@ -38,6 +38,9 @@ from tests.broker import start_broker  # noqa: E402
 PYTHON = ROOT / ".venv" / "bin" / "python"
 DOMAIN = "bench"
 QUEUE = "q"
+# nack1's queue: retries on, a 100 ms first backoff (compare.py and shard_drive.py alike)
+RETRIES = {"retryEnabled": True,
+           "retryConfig": {"maxRetries": 3, "initialDelay": "100ms", "factor": 2.0}}
 MAX_SIZE = 100_000_000
 
 # A ~100-byte JSON object: the payload of every benchmark message.

@@ -29,14 +29,12 @@ import time
 import zlib
 from pathlib import Path
 
-from harness import fail, log, machine_line, median, source_tree
+from harness import RETRIES, fail, log, machine_line, median, source_tree
 
 CONSUMERS = 4
 FETCH = 100
 PRELOAD_BATCH = 1000
 PAYLOAD = b'{"order":12345,"customer":"c-42","items":[1,2,3],"total":99.5,"note":"xxxxxxxxxxxxxxx"}'
-RETRIES = {"retryEnabled": True,
-           "retryConfig": {"maxRetries": 3, "initialDelay": "100ms", "factor": 2.0}}
 
 
 def drive(messages: int, nack_percent: int) -> dict[str, float]:

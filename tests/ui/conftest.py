@@ -124,11 +124,16 @@ def open_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 @pytest.fixture(scope="module")
 def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     broker = _started(tmp_path_factory, "ui-secure", GORTMS_SECURITY_ENABLEAUTHENTICATION="true")
+    bootstrap_admin(broker)
+    yield broker
+    assert broker.stop() == 0, broker.output()
+
+
+def bootstrap_admin(broker: Broker) -> None:
+    """The first admin (ADMIN, PASSWORD) of a broker started with authentication on."""
     with broker.client() as api:
         reply = api.post("/api/auth/bootstrap", json={"username": ADMIN, "password": PASSWORD})
         assert reply.status_code == 201, reply.text
-    yield broker
-    assert broker.stop() == 0, broker.output()
 
 
 def admin_headers(api: httpx2.Client) -> dict[str, str]:

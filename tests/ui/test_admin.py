@@ -25,7 +25,7 @@ import yaml
 
 from tests.broker import ROOT, Broker, unique
 from tests.broker import launch as run_broker
-from tests.ui.conftest import ADMIN, PASSWORD, admin_headers, sign_in
+from tests.ui.conftest import ADMIN, admin_headers, bootstrap_admin, sign_in
 
 REJECTED = r"status of 4\d\d"  # Chromium's console line for an answer the UI then shows
 CONFIG = """\
@@ -59,9 +59,8 @@ def launch(tmp: Path) -> tuple[Broker, Path]:
 def admin_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     broker, config = launch(tmp_path_factory.mktemp("ui-admin"))
     broker.config = config  # type: ignore[attr-defined]
+    bootstrap_admin(broker)
     with broker.client() as api:
-        reply = api.post("/api/auth/bootstrap", json={"username": ADMIN, "password": PASSWORD})
-        assert reply.status_code == 201, reply.text
         made = api.post("/api/admin/users", headers=admin_headers(api),
                         json={"username": USER, "password": USER_PASSWORD, "role": "user"})
         assert made.status_code == 201, made.text

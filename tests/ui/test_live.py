@@ -19,7 +19,7 @@ import httpx2
 import pytest
 
 from tests.broker import Broker, start_broker, unique
-from tests.ui.conftest import ADMIN, PASSWORD, admin_headers, sign_in
+from tests.ui.conftest import admin_headers, bootstrap_admin, sign_in
 
 SEND_BUFFER = 65_536  # http.websocket.sendBufferBytes: a stalled page lags sooner
 RATE = 1000  # messages a second, for the load test
@@ -33,9 +33,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     started = start_broker(tmp_path_factory.mktemp("ui-live") / "data",
                            GORTMS_SECURITY_ENABLEAUTHENTICATION="true",
                            GORTMS_HTTP_WEBSOCKET_SENDBUFFERBYTES=str(SEND_BUFFER))
-    with started.client() as api:
-        reply = api.post("/api/auth/bootstrap", json={"username": ADMIN, "password": PASSWORD})
-        assert reply.status_code == 201, reply.text
+    bootstrap_admin(started)
     yield started
     assert started.stop() == 0, started.output()
 
