@@ -36,6 +36,8 @@ class SettingsApi:
         self.gw = gw
         self.path = gw.settings.config_file or None
         self.level = gw.settings.general.log_level  # as it runs now
+        # The file read after a reconnect: held, so the loop's weak reference is not the last.
+        self._following: asyncio.Future[None] | None = None
 
     @property
     def running(self) -> Settings:
@@ -104,7 +106,7 @@ class SettingsApi:
         """The catalog shard's events may have been missed (a level change among them): the
         config file says what the level is now."""
         if shard == CATALOG_SHARD and self.path is not None:
-            asyncio.ensure_future(self.follow_file())
+            self._following = asyncio.ensure_future(self.follow_file())
 
     async def follow_file(self) -> None:
         assert self.path is not None
